@@ -1,0 +1,6 @@
+//! codex-ps (not yet implemented).
+
+fn main() {
+    eprintln!("codex-ps: not yet implemented");
+    std::process::exit(1);
+}

@@ -1,0 +1,98 @@
+//! Facts about this machine and its processes that make a recorded pid
+//! trustworthy: the host name, the boot id, and a process's start time.
+//!
+//! A pid means something only on the host and the boot that recorded it,
+//! and only while the process with that pid has the recorded start time.
+
+use std::fs;
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), or `None` where the
+/// kernel does not say.
+pub fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+/// The start time of process `pid`, in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`), or `None` when no such process exists.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Field 22 of a `/proc/PID/stat` line. The command name (field 2) may hold
+/// spaces and parentheses, so fields are counted after its last `)`.
+fn parse_start_time(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    // After the name come field 3 (state) onwards; start time is field 22.
+    after.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Where a recorded process is, as seen from this host and boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// The process with this pid is the one recorded (same start time).
+    Same,
+    /// No process has this pid, or another process reuses it.
+    Gone,
+    /// The record comes from another host or boot: its pids mean nothing here.
+    Foreign,
+}
+
+/// Whether the process recorded as (`pid`, `start_time`) on `host` during
+/// `boot` is still that process. Never signals anything.
+pub fn liveness(host: &str, boot: Option<&str>, pid: i32, start_time: Option<u64>) -> Liveness {
+    if host != hostname() || boot.is_none() || boot.map(str::to_string) != boot_id() {
+        return Liveness::Foreign;
+    }
+    match (process_start_time(pid), start_time) {
+        (Some(now), Some(then)) if now == then => Liveness::Same,
+        _ => Liveness::Gone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_of_self_is_stable() {
+        let me = std::process::id() as i32;
+        let t = process_start_time(me).expect("own start time");
+        assert_eq!(process_start_time(me), Some(t));
+        assert_eq!(
+            liveness(&hostname(), boot_id().as_deref(), me, Some(t)),
+            Liveness::Same
+        );
+        assert_eq!(
+            liveness(&hostname(), boot_id().as_deref(), me, Some(t + 1)),
+            Liveness::Gone
+        );
+        assert_eq!(
+            liveness("another-host", boot_id().as_deref(), me, Some(t)),
+            Liveness::Foreign
+        );
+        assert_eq!(
+            liveness(&hostname(), Some("other-boot"), me, Some(t)),
+            Liveness::Foreign
+        );
+    }
+
+    #[test]
+    fn parses_names_with_parens_and_spaces() {
+        let line =
+            "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 1844";
+        assert_eq!(parse_start_time(line), Some(987_654));
+        assert_eq!(parse_start_time("garbage"), None);
+    }
+}

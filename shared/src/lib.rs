@@ -1,0 +1,39 @@
+//! The session-directory format shared by the `codex-*` tools.
+//!
+//! A session root holds one directory per background session (see
+//! [`layout`]). This crate owns everything about that format: where the
+//! root is and whether it is safe ([`root`]), ids ([`id`]), the record
+//! ([`record`]), the liveness lock ([`lock`]), the derived status
+//! ([`status`]), creation ([`create`]), listing ([`list`]), selectors
+//! ([`select`]) and the output index ([`index`]). It never prints and never
+//! exits: the binaries decide what to tell the user.
+
+#![deny(missing_docs)]
+
+pub mod create;
+pub mod error;
+pub mod host;
+pub mod id;
+pub mod index;
+pub mod layout;
+pub mod list;
+pub mod lock;
+pub mod record;
+pub mod root;
+pub mod select;
+pub mod status;
+pub mod time;
+pub mod units;
+pub mod view;
+
+#[cfg(test)]
+mod testdir;
+
+pub use error::{Error, Result};
+pub use id::SessionId;
+pub use list::Session;
+pub use record::{Kind, Record, State};
+pub use root::{Access, Root};
+pub use select::Selector;
+pub use status::Status;
+pub use time::Timestamp;

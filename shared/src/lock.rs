@@ -1,0 +1,102 @@
+//! The liveness lock: the supervisor holds an exclusive `flock` on
+//! `ROOT/ID/lock` for its whole life; readers probe it with a shared,
+//! non-blocking lock, which survives pid reuse and crashes alike (the kernel
+//! drops the lock when the last descriptor of the holder closes).
+//!
+//! codex-spawn takes the lock before it publishes the session and hands the
+//! same open file (and so the same lock) to the supervisor, so a session is
+//! never seen unlocked between its creation and its end.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+#[allow(deprecated)] // `Flock` unlocks on drop, which would release the lock we hand over.
+use nix::fcntl::{flock, FlockArg};
+
+use crate::error::{Error, Result};
+use crate::record::create_private;
+
+use crate::layout::LOCK as LOCK_FILE;
+
+/// The held exclusive lock of a session.
+///
+/// Dropping it closes the descriptor, which releases the lock only when no
+/// other descriptor (such as the supervisor's inherited copy) shares it.
+#[derive(Debug)]
+pub struct Lock {
+    file: File,
+}
+
+impl Lock {
+    /// Creates `dir/lock` (0600) and locks it exclusively.
+    pub fn create(dir: &Path) -> Result<Lock> {
+        let path = dir.join(LOCK_FILE);
+        let file = create_private(&path)?;
+        #[allow(deprecated)]
+        flock(file.as_raw_fd(), FlockArg::LockExclusiveNonblock)
+            .map_err(|e| Error::nix("locking", &path, e))?;
+        Ok(Lock { file })
+    }
+
+    /// Adopts a descriptor that already holds the lock (the supervisor's
+    /// inherited copy).
+    pub fn from_fd(fd: OwnedFd) -> Lock {
+        Lock {
+            file: File::from(fd),
+        }
+    }
+}
+
+impl AsFd for Lock {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// Whether someone holds the lock of the session in `dir`: a shared,
+/// non-blocking probe, so that readers never block each other or the
+/// supervisor. A missing lock file reads as not held.
+pub fn is_held(dir: &Path) -> Result<bool> {
+    let path = dir.join(LOCK_FILE);
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("opening", &path, e)),
+    };
+    #[allow(deprecated)]
+    match flock(file.as_raw_fd(), FlockArg::LockSharedNonblock) {
+        // We got it, so nobody holds it exclusively; closing releases ours.
+        Ok(()) => Ok(false),
+        Err(Errno::EWOULDBLOCK) => Ok(true),
+        Err(e) => Err(Error::nix("probing the lock", &path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TempDir;
+
+    #[test]
+    fn held_until_last_descriptor_closes() {
+        let dir = TempDir::new("lock");
+        assert!(!is_held(dir.path()).unwrap(), "missing lock reads as free");
+        let lock = Lock::create(dir.path()).unwrap();
+        assert!(is_held(dir.path()).unwrap());
+        // Two probes never block each other nor take the lock away.
+        assert!(is_held(dir.path()).unwrap());
+        let copy = lock.file.try_clone().unwrap();
+        drop(lock);
+        assert!(is_held(dir.path()).unwrap(), "a shared copy keeps it held");
+        drop(copy);
+        assert!(!is_held(dir.path()).unwrap());
+    }
+}

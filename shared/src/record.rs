@@ -1,0 +1,412 @@
+//! `session.json`: the one record of a session, what was asked and what
+//! happened, replaced atomically at each transition.
+//!
+//! Readers tolerate unknown fields and missing optional ones; a record of a
+//! newer format version is refused with [`Error::NewerFormat`].
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+/// The format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+use crate::layout::RECORD as RECORD_FILE;
+
+/// What a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `codex exec --json …`, the prompt on stdin.
+    Exec,
+    /// The interactive codex, in a pty.
+    Repl,
+    /// Any command.
+    Cmd,
+}
+
+impl Kind {
+    /// The name used in the record, the table and filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Exec => "exec",
+            Kind::Repl => "repl",
+            Kind::Cmd => "cmd",
+        }
+    }
+}
+
+/// The state the supervisor last recorded. The status users see is derived
+/// from it and the lock (see [`crate::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Published; the command has not been exec'd yet.
+    Starting,
+    /// The command was exec'd and has not been seen to end.
+    Running,
+    /// The command ended; see `exit_code` and `signal`.
+    Exited,
+    /// The command never ran; see `error`.
+    Failed,
+}
+
+/// The whole record of a session (format version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Format version, [`FORMAT_VERSION`] when written by this crate.
+    pub format: u32,
+    /// The session id (the directory's name).
+    pub id: String,
+    /// What kind of session it is.
+    pub kind: Kind,
+    /// The command line run, program first.
+    pub argv: Vec<String>,
+    /// The working directory of the command.
+    #[serde(default)]
+    pub cwd: String,
+    /// The start of the prompt (exec and repl sessions), for listings; the
+    /// whole prompt is in the `prompt` file.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Whether the command runs in a pseudo-terminal.
+    #[serde(default)]
+    pub tty: bool,
+    /// Whether the command's stdin stays open for input through attach.
+    #[serde(default)]
+    pub stdin: bool,
+    /// User labels (`--label K=V`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Names of the `--env` variables given (never their values).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `--timeout`, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// `--max-log-size`, in bytes.
+    #[serde(default)]
+    pub max_log_size: Option<u64>,
+    /// When codex-spawn created the session.
+    pub created_at: Timestamp,
+    /// The host that runs the session.
+    #[serde(default)]
+    pub host: String,
+    /// The boot of that host during which the session ran.
+    #[serde(default)]
+    pub boot_id: Option<String>,
+
+    /// The last recorded state.
+    pub state: State,
+    /// The supervisor's pid.
+    #[serde(default)]
+    pub supervisor_pid: Option<i32>,
+    /// The supervisor's start time in clock ticks since boot.
+    #[serde(default)]
+    pub supervisor_start_time: Option<u64>,
+    /// The command's pid.
+    #[serde(default)]
+    pub pid: Option<i32>,
+    /// The command's start time in clock ticks since boot.
+    #[serde(default)]
+    pub pid_start_time: Option<u64>,
+    /// The command's process group (its own pid).
+    #[serde(default)]
+    pub pgid: Option<i32>,
+    /// When the command was exec'd.
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    /// When the command ended (or the start failed).
+    #[serde(default)]
+    pub ended_at: Option<Timestamp>,
+    /// The exit code; 128+N when signal N killed the command.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The name of the signal that killed the command (`"SIGTERM"`).
+    #[serde(default)]
+    pub signal: Option<String>,
+    /// Whether `--timeout` stopped the command.
+    #[serde(default)]
+    pub timed_out: bool,
+    /// Bytes of stdout logged (all files, rotated ones included).
+    #[serde(default)]
+    pub stdout_bytes: u64,
+    /// Bytes of stderr logged (all files, rotated ones included).
+    #[serde(default)]
+    pub stderr_bytes: u64,
+    /// Bytes of output that could not be logged (disk full, file size limit).
+    #[serde(default)]
+    pub dropped_bytes: u64,
+    /// Why the session failed, or what went wrong in the supervisor.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Just the format version, to explain records that do not parse.
+#[derive(Deserialize)]
+struct FormatOnly {
+    format: u32,
+}
+
+/// How hard [`Record::write`] works to make the record last.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Durability {
+    /// fsync the record and its directory (the final record).
+    pub sync: bool,
+    /// Pad the file with this many spaces, reserving disk blocks so that a
+    /// later record can be written in place when the disk is full.
+    pub reserve: usize,
+}
+
+impl Record {
+    /// Reads and checks `dir/session.json`.
+    pub fn read(dir: &Path) -> Result<Record> {
+        let path = dir.join(RECORD_FILE);
+        let bytes = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        Self::from_slice(&path, &bytes)
+    }
+
+    /// Parses a record read from `path`.
+    pub fn from_slice(path: &Path, bytes: &[u8]) -> Result<Record> {
+        match serde_json::from_slice::<Record>(bytes) {
+            Ok(r) if r.format > FORMAT_VERSION => Err(Error::NewerFormat {
+                path: path.to_path_buf(),
+                found: r.format,
+            }),
+            Ok(r) => Ok(r),
+            Err(source) => match serde_json::from_slice::<FormatOnly>(bytes) {
+                Ok(f) if f.format > FORMAT_VERSION => Err(Error::NewerFormat {
+                    path: path.to_path_buf(),
+                    found: f.format,
+                }),
+                _ => Err(Error::Json {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            },
+        }
+    }
+
+    /// Replaces `dir/session.json` atomically: a temporary file in the same
+    /// directory, then a rename, so that a reader never sees half a record.
+    ///
+    /// When that fails (a full disk), the record is written in place over
+    /// the old one, which succeeds when the old one reserved enough room
+    /// (see [`Durability::reserve`]).
+    pub fn write(&self, dir: &Path, durability: Durability) -> Result<()> {
+        let mut json = serde_json::to_vec(self).expect("a record always serializes");
+        json.push(b'\n');
+        json.resize(json.len() + durability.reserve, b' ');
+        let path = dir.join(RECORD_FILE);
+        match write_replacing(dir, &path, &json, durability.sync) {
+            Ok(()) => Ok(()),
+            Err(e) if path.exists() => write_in_place(&path, &json).map_err(|_| e),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn write_replacing(dir: &Path, path: &Path, json: &[u8], sync: bool) -> Result<()> {
+    let tmp: PathBuf = dir.join(format!(".{RECORD_FILE}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = create_private(&tmp)?;
+        f.write_all(json)
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+        if sync {
+            f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
+        }
+        fs::rename(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))?;
+        if sync {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io("syncing", dir, e))?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Overwrites the record where it stands, padding with spaces (valid JSON
+/// whitespace) when the new one is shorter. Used only when the disk is full.
+fn write_in_place(path: &Path, json: &[u8]) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))?;
+    let old_len = f
+        .metadata()
+        .map_err(|e| Error::io("reading", path, e))?
+        .len() as usize;
+    let mut buf = json.to_vec();
+    if buf.len() < old_len {
+        buf.resize(old_len, b' ');
+    }
+    f.write_all_at(&buf, 0)
+        .and_then(|()| f.set_len(buf.len() as u64))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io("writing", path, e))
+}
+
+/// Creates a new file readable and writable by its owner only (0600,
+/// whatever the umask), close-on-exec, failing if it exists.
+pub fn create_private(path: &Path) -> Result<File> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io("creating", path, e))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("setting permissions of", path, e))?;
+    Ok(f)
+}
+
+/// Whether `e` is the error of a full disk or an exceeded file size limit.
+pub fn is_space_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::ENOSPC | nix::libc::EFBIG | nix::libc::EDQUOT)
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::testdir::TempDir;
+
+    pub(crate) fn sample() -> Record {
+        Record {
+            format: FORMAT_VERSION,
+            id: "crisp-owlet-3f2a".into(),
+            kind: Kind::Cmd,
+            argv: vec!["sh".into(), "-c".into(), "echo hi".into()],
+            cwd: "/tmp".into(),
+            prompt: None,
+            tty: false,
+            stdin: false,
+            labels: BTreeMap::from([("team".into(), "a".into())]),
+            env: vec!["TOKEN".into()],
+            timeout_ms: None,
+            max_log_size: None,
+            created_at: Timestamp(1_700_000_000_000_000_000),
+            host: "h".into(),
+            boot_id: Some("b".into()),
+            state: State::Running,
+            supervisor_pid: Some(10),
+            supervisor_start_time: Some(5),
+            pid: Some(11),
+            pid_start_time: Some(6),
+            pgid: Some(11),
+            started_at: Some(Timestamp(1_700_000_000_100_000_000)),
+            ended_at: None,
+            exit_code: None,
+            signal: None,
+            timed_out: false,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            dropped_bytes: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_atomically_with_private_mode() {
+        let dir = TempDir::new("record");
+        let r = sample();
+        r.write(dir.path(), Durability::default()).unwrap();
+        assert_eq!(Record::read(dir.path()).unwrap(), r);
+        let mode = fs::metadata(dir.path().join(RECORD_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mut r2 = r.clone();
+        r2.state = State::Exited;
+        r2.exit_code = Some(3);
+        r2.write(
+            dir.path(),
+            Durability {
+                sync: true,
+                reserve: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(Record::read(dir.path()).unwrap(), r2);
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn reserved_room_still_parses_and_in_place_rewrite_works() {
+        let dir = TempDir::new("record");
+        let r = sample();
+        r.write(
+            dir.path(),
+            Durability {
+                sync: false,
+                reserve: 2048,
+            },
+        )
+        .unwrap();
+        assert_eq!(Record::read(dir.path()).unwrap(), r);
+        let mut r2 = r.clone();
+        r2.error = Some("x".repeat(100));
+        let json = serde_json::to_vec(&r2).unwrap();
+        write_in_place(&dir.path().join(RECORD_FILE), &json).unwrap();
+        assert_eq!(Record::read(dir.path()).unwrap(), r2);
+    }
+
+    #[test]
+    fn tolerates_unknown_and_missing_optional_fields() {
+        let json = br#"{"format":1,"id":"a1","kind":"exec","argv":["codex"],
+            "created_at":"2025-04-27T19:22:07Z","state":"exited","exit_code":0,
+            "some_future_field":{"x":[1,2]}}"#;
+        let r = Record::from_slice(Path::new("x"), json).unwrap();
+        assert_eq!(r.exit_code, Some(0));
+        assert!(r.labels.is_empty());
+        assert_eq!(r.pid, None);
+    }
+
+    #[test]
+    fn refuses_newer_format_even_when_unparseable() {
+        let newer = br#"{"format":2,"id":"a1","kind":"exec","argv":[],"created_at":"2025-04-27T19:22:07Z","state":"exited"}"#;
+        assert!(matches!(
+            Record::from_slice(Path::new("x"), newer),
+            Err(Error::NewerFormat { found: 2, .. })
+        ));
+        let odd = br#"{"format":7,"state":"teleported"}"#;
+        assert!(matches!(
+            Record::from_slice(Path::new("x"), odd),
+            Err(Error::NewerFormat { found: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"null",
+            b"[]",
+            b"{\"format\":1}",
+            b"\xff\xfe",
+        ] {
+            assert!(matches!(
+                Record::from_slice(Path::new("x"), bad),
+                Err(Error::Json { .. })
+            ));
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The session root: where it is, and the checks that make it safe to use.
+//!
+//! The root is `--root DIR`, else `$CODEX_BACKGROUND_DIR`, else
+//! `$CODEX_HOME/background`, else `~/.codex/background`. It must be a
+//! directory owned by the current user and not writable by group or others;
+//! when created, it is created 0700 whatever the umask.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+
+/// How a tool opens the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Create the root (and its parents) when missing: codex-spawn.
+    Create,
+    /// Use it only if it exists; a missing root holds no sessions.
+    Read,
+}
+
+/// A checked session root.
+#[derive(Debug, Clone)]
+pub struct Root {
+    path: PathBuf,
+    exists: bool,
+}
+
+/// The root path chosen by `flag` (`--root`) and the environment.
+pub fn resolve_path(flag: Option<&Path>) -> Result<PathBuf> {
+    let nonempty = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = nonempty(env::var_os("CODEX_BACKGROUND_DIR")) {
+        return Ok(p);
+    }
+    if let Some(p) = nonempty(env::var_os("CODEX_HOME")) {
+        return Ok(p.join("background"));
+    }
+    let home = nonempty(env::var_os("HOME"))
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        })
+        .ok_or_else(|| Error::InsecureRoot {
+            path: PathBuf::from("~/.codex/background"),
+            reason: "no home directory: set HOME, CODEX_BACKGROUND_DIR or --root".into(),
+        })?;
+    Ok(home.join(".codex").join("background"))
+}
+
+impl Root {
+    /// Opens the root at `path`, creating it when `access` says so, and
+    /// checks its owner and mode.
+    pub fn open(path: impl Into<PathBuf>, access: Access) -> Result<Root> {
+        let path = path.into();
+        match fs::metadata(&path) {
+            Ok(meta) => {
+                check(&path, &meta)?;
+                Ok(Root { path, exists: true })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match access {
+                Access::Read => Ok(Root {
+                    path,
+                    exists: false,
+                }),
+                Access::Create => {
+                    create(&path)?;
+                    Ok(Root { path, exists: true })
+                }
+            },
+            Err(e) => Err(Error::io("reading", &path, e)),
+        }
+    }
+
+    /// The root's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the root exists (a missing one holds no sessions).
+    pub fn exists(&self) -> bool {
+        self.exists
+    }
+
+    /// The directory of session `id` (which may not exist).
+    pub fn session_dir(&self, id: &SessionId) -> PathBuf {
+        self.path.join(id.as_str())
+    }
+}
+
+fn create(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| Error::io("creating", parent, e))?;
+    }
+    match DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("setting permissions of", path, e)),
+        // Another tool created it meanwhile: check what is there.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let meta = fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
+            check(path, &meta)
+        }
+        Err(e) => Err(Error::io("creating", path, e)),
+    }
+}
+
+fn check(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    let refuse = |reason: String| {
+        Err(Error::InsecureRoot {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    if !meta.is_dir() {
+        return refuse("it is not a directory".into());
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return refuse(format!(
+            "it is owned by uid {}, not by you (uid {me})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "it is writable by group or others (mode {:o}); run chmod 700 on it",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TempDir;
+
+    #[test]
+    fn creates_private_root_whatever_the_umask() {
+        let t = TempDir::new("root");
+        let path = t.path().join("a/b/background");
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o000));
+        let root = Root::open(&path, Access::Create);
+        nix::sys::stat::umask(old);
+        let root = root.unwrap();
+        assert!(root.exists());
+        let mode = fs::metadata(&path).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn read_access_does_not_create() {
+        let t = TempDir::new("root");
+        let root = Root::open(t.path().join("missing"), Access::Read).unwrap();
+        assert!(!root.exists());
+        assert!(!t.path().join("missing").exists());
+    }
+
+    #[test]
+    fn refuses_files_and_open_modes() {
+        let t = TempDir::new("root");
+        let file = t.path().join("file");
+        fs::write(&file, "x").unwrap();
+        let err = Root::open(&file, Access::Read).unwrap_err().to_string();
+        assert!(err.contains("not a directory"), "{err}");
+        let open = t.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Root::open(&open, Access::Create).unwrap_err().to_string();
+        assert!(err.contains("writable by group or others"), "{err}");
+    }
+
+    #[test]
+    fn resolution_order() {
+        let flag = Path::new("/x/flag");
+        assert_eq!(resolve_path(Some(flag)).unwrap(), flag);
+    }
+}

@@ -1,0 +1,236 @@
+//! Wall-clock timestamps as the tools show them: RFC 3339 in UTC.
+//!
+//! A [`Timestamp`] is nanoseconds since the Unix epoch. It serializes as an
+//! RFC 3339 string with millisecond precision (`2026-11-23T20:00:30.123Z`)
+//! and parses any RFC 3339 time with a `Z` or `±HH:MM` offset.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// A point in time, in nanoseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        Self::from(SystemTime::now())
+    }
+
+    /// Nanoseconds since the epoch.
+    pub fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch (rounded down).
+    pub fn as_secs(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+
+    /// This time minus `d` (saturating).
+    pub fn minus(self, d: Duration) -> Self {
+        Timestamp(
+            self.0
+                .saturating_sub(d.as_nanos().min(i64::MAX as u128) as i64),
+        )
+    }
+
+    /// RFC 3339 to the second: `2026-11-23T20:00:30Z`.
+    pub fn to_rfc3339_secs(self) -> String {
+        let (date, h, m, s, _) = self.parts();
+        format!("{date}T{h:02}:{m:02}:{s:02}Z")
+    }
+
+    /// RFC 3339 to the millisecond: `2026-11-23T20:00:30.123Z`.
+    pub fn to_rfc3339_millis(self) -> String {
+        let (date, h, m, s, nanos) = self.parts();
+        format!("{date}T{h:02}:{m:02}:{s:02}.{:03}Z", nanos / 1_000_000)
+    }
+
+    fn parts(self) -> (String, i64, i64, i64, i64) {
+        let secs = self.as_secs();
+        let nanos = self.0.rem_euclid(1_000_000_000);
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let (y, mo, d) = civil_from_days(days);
+        (
+            format!("{y:04}-{mo:02}-{d:02}"),
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            nanos,
+        )
+    }
+
+    /// Parses an RFC 3339 time such as `2026-11-23T20:00:30Z` or
+    /// `2026-11-23T21:00:30.5+01:00` (a space may stand for the `T`).
+    pub fn parse_rfc3339(s: &str) -> Result<Self> {
+        let err = || Error::Parse {
+            what: "time",
+            input: s.to_string(),
+            hint: "expected RFC 3339, like 2026-11-23T20:00:30Z",
+        };
+        let b = s.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+            return Err(err());
+        }
+        if b[13] != b':' || b[16] != b':' {
+            return Err(err());
+        }
+        let num = |r: std::ops::Range<usize>| -> Result<i64> {
+            let part = s.get(r).ok_or_else(err)?;
+            if !part.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(err());
+            }
+            part.parse().map_err(|_| err())
+        };
+        let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+            return Err(err());
+        }
+        let mut i = 19;
+        let mut nanos = 0i64;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == start {
+                return Err(err());
+            }
+            let digits = &s[start..i.min(start + 9)];
+            nanos = digits.parse::<i64>().map_err(|_| err())? * 10i64.pow(9 - digits.len() as u32);
+        }
+        let offset = match &s[i..] {
+            "Z" | "z" => 0,
+            tz if tz.len() == 6
+                && matches!(tz.as_bytes()[0], b'+' | b'-')
+                && tz.as_bytes()[3] == b':' =>
+            {
+                let oh = num(i + 1..i + 3)?;
+                let om = num(i + 4..i + 6)?;
+                let sign = if tz.starts_with('-') { -1 } else { 1 };
+                sign * (oh * 3600 + om * 60)
+            }
+            _ => return Err(err()),
+        };
+        let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
+        Ok(Timestamp(secs * 1_000_000_000 + nanos))
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp(d.as_nanos().min(i64::MAX as u128) as i64),
+            Err(e) => Timestamp(-(e.duration().as_nanos().min(i64::MAX as u128) as i64)),
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339_millis())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339_millis())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01 (Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_times() {
+        assert_eq!(Timestamp(0).to_rfc3339_secs(), "1970-01-01T00:00:00Z");
+        let t = Timestamp(1_745_781_727_123_456_789);
+        assert_eq!(t.to_rfc3339_secs(), "2025-04-27T19:22:07Z");
+        assert_eq!(t.to_rfc3339_millis(), "2025-04-27T19:22:07.123Z");
+        assert_eq!(
+            Timestamp(951_782_400 * 1_000_000_000).to_rfc3339_secs(),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn parses_what_it_formats_and_offsets() {
+        for n in [
+            0,
+            1_745_781_727_123_000_000,
+            4_102_444_800_000_000_000,
+            951_782_400_000_000_000,
+        ] {
+            let t = Timestamp(n);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339_millis()).unwrap(), t);
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("2025-04-27T21:22:07.5+02:00").unwrap(),
+            Timestamp::parse_rfc3339("2025-04-27T19:22:07.500Z").unwrap()
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2025-04-27 19:22:07Z")
+                .unwrap()
+                .to_rfc3339_secs(),
+            "2025-04-27T19:22:07Z"
+        );
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        for s in [
+            "",
+            "yesterday",
+            "2025-04-27",
+            "2025-13-01T00:00:00Z",
+            "2025-04-27T19:22:07",
+            "2025-04-27T19:22:07+2",
+            "2025-04-27T19:22:07.Z",
+            "2025-04-27T1é:22:07Z",
+        ] {
+            assert!(Timestamp::parse_rfc3339(s).is_err(), "{s:?}");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Durations (`90s`, `10m`, `1.5h`) and sizes (`10M`, `1GiB`) as users type
+//! them, and sizes as people read them (`12.89 kB`).
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Parses a duration: a number with an optional unit `ms`, `s`, `m`, `h` or
+/// `d` (seconds when there is none), such as `500ms`, `90s`, `1.5h`.
+pub fn parse_duration(input: &str) -> Result<Duration> {
+    let err = || Error::Parse {
+        what: "duration",
+        input: input.to_string(),
+        hint: "expected a number with an optional unit ms, s, m, h or d, like 90s or 10m",
+    };
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value = parse_number(num).ok_or_else(err)?;
+    let secs_per_unit = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" | "mins" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return Err(err()),
+    };
+    Duration::try_from_secs_f64(value * secs_per_unit).map_err(|_| err())
+}
+
+/// Parses a size in bytes: a number with an optional unit, decimal (`k`,
+/// `M`, `G`, `kB`, `MB`, `GB`: powers of 1000) or binary (`Ki`, `Mi`, `Gi`,
+/// `KiB`, `MiB`, `GiB`: powers of 1024), such as `512k`, `10MiB`, `1G`.
+pub fn parse_size(input: &str) -> Result<u64> {
+    let err = || Error::Parse {
+        what: "size",
+        input: input.to_string(),
+        hint: "expected a number of bytes with an optional unit, like 512k, 10M or 1GiB",
+    };
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value = parse_number(num).ok_or_else(err)?;
+    let unit = unit.trim();
+    let unit = unit.strip_suffix('B').unwrap_or(unit);
+    let factor: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        "t" => 1e12,
+        "ki" => 1024.0,
+        "mi" => 1024f64.powi(2),
+        "gi" => 1024f64.powi(3),
+        "ti" => 1024f64.powi(4),
+        _ => return Err(err()),
+    };
+    let bytes = value * factor;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 || bytes.fract() != 0.0 && factor == 1.0 {
+        return Err(err());
+    }
+    Ok(bytes as u64)
+}
+
+fn parse_number(s: &str) -> Option<f64> {
+    if s.is_empty() || s.starts_with('.') || s.ends_with('.') {
+        return None;
+    }
+    let v: f64 = s.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// A byte count as people read it, in decimal units: `0 B`, `999 B`,
+/// `12.89 kB`, `1.19 MB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.995 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.2} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        for bad in [
+            "", "s", "-1s", "1x", "1.s", ".5s", "1e3", "ten", "1 2s", "nan",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("512k").unwrap(), 512_000);
+        assert_eq!(parse_size("10M").unwrap(), 10_000_000);
+        assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1.5Ki").unwrap(), 1536);
+        for bad in [
+            "",
+            "M",
+            "-5",
+            "1.5",
+            "5X",
+            "1e9",
+            "99999999999999999999999T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn human() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(12_890), "12.89 kB");
+        assert_eq!(human_size(1_190_000), "1.19 MB");
+        assert_eq!(human_size(999_999), "1.00 MB");
+    }
+}

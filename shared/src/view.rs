@@ -1,0 +1,123 @@
+//! The JSON object that describes a session to users and scripts: one line
+//! of `codex-ps --json`, and what `codex-spawn --json` prints. Its field
+//! names and types are a stable interface (see the README).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::layout::Stream;
+use crate::list::Session;
+use crate::status::Status;
+use crate::time::Timestamp;
+
+/// A session as scripts see it; `None` serializes as `null`.
+#[derive(Debug, Clone, Serialize)]
+pub struct View {
+    /// Row number in the newest-first list (0 is the newest), when known.
+    pub index: Option<usize>,
+    /// The session id.
+    pub id: String,
+    /// `exec`, `repl` or `cmd`.
+    pub kind: Option<&'static str>,
+    /// starting, running, exited, failed, lost or corrupt.
+    pub status: Status,
+    /// The exit code (128+N when signal N killed the command).
+    pub exit_code: Option<i32>,
+    /// The signal that killed the command, such as `"SIGTERM"`.
+    pub signal: Option<String>,
+    /// Whether `--timeout` stopped the command.
+    pub timed_out: bool,
+    /// The command's pid.
+    pub pid: Option<i32>,
+    /// The supervisor's pid.
+    pub supervisor_pid: Option<i32>,
+    /// When the session was created.
+    pub created_at: Option<Timestamp>,
+    /// When its command was exec'd.
+    pub started_at: Option<Timestamp>,
+    /// When its command ended.
+    pub ended_at: Option<Timestamp>,
+    /// The command's working directory.
+    pub cwd: Option<String>,
+    /// The command line.
+    pub argv: Vec<String>,
+    /// The start of the prompt (exec and repl sessions).
+    pub prompt: Option<String>,
+    /// Whether the command runs in a pty.
+    pub tty: bool,
+    /// Whether the command's stdin is open for input.
+    pub stdin: bool,
+    /// User labels.
+    pub labels: BTreeMap<String, String>,
+    /// Bytes logged on stdout.
+    pub stdout_bytes: u64,
+    /// Bytes logged on stderr.
+    pub stderr_bytes: u64,
+    /// Bytes that could not be logged.
+    pub dropped_bytes: u64,
+    /// The session directory.
+    pub dir: String,
+    /// What went wrong: the record's error, or why it is corrupt.
+    pub error: Option<String>,
+}
+
+impl View {
+    /// The view of `session`, at row `index` when known.
+    pub fn new(session: &Session, index: Option<usize>) -> View {
+        let mut v = View {
+            index,
+            id: session.id.to_string(),
+            kind: None,
+            status: session.status,
+            exit_code: None,
+            signal: None,
+            timed_out: false,
+            pid: None,
+            supervisor_pid: None,
+            created_at: None,
+            started_at: None,
+            ended_at: None,
+            cwd: None,
+            argv: Vec::new(),
+            prompt: None,
+            tty: false,
+            stdin: false,
+            labels: BTreeMap::new(),
+            stdout_bytes: session.log_bytes(Stream::Stdout),
+            stderr_bytes: session.log_bytes(Stream::Stderr),
+            dropped_bytes: 0,
+            dir: session.dir.display().to_string(),
+            error: None,
+        };
+        match &session.record {
+            Ok(r) => {
+                v.kind = Some(r.kind.as_str());
+                v.exit_code = r.exit_code;
+                v.signal = r.signal.clone();
+                v.timed_out = r.timed_out;
+                v.pid = r.pid;
+                v.supervisor_pid = r.supervisor_pid;
+                v.created_at = Some(r.created_at);
+                v.started_at = r.started_at;
+                v.ended_at = r.ended_at;
+                v.cwd = Some(r.cwd.clone());
+                v.argv = r.argv.clone();
+                v.prompt = r.prompt.clone();
+                v.tty = r.tty;
+                v.stdin = r.stdin;
+                v.labels = r.labels.clone();
+                v.dropped_bytes = r.dropped_bytes;
+                v.error = r.error.clone().or_else(|| match session.status {
+                    Status::Lost => Some("the supervisor is gone".into()),
+                    Status::Failed if r.error.is_none() => {
+                        Some("the session was interrupted before its command ran".into())
+                    }
+                    _ => None,
+                });
+            }
+            Err(e) => v.error = Some(e.to_string()),
+        }
+        v
+    }
+}
