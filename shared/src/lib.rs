@@ -15,6 +15,7 @@ pub mod error;
 pub mod host;
 pub mod id;
 pub mod index;
+pub mod launch;
 pub mod layout;
 pub mod list;
 pub mod lock;

@@ -1,1 +1,109 @@
-fn main() {}
+//! codex-supervisor: the small process that runs one background session.
+//!
+//! codex-spawn starts it with the session directory, the descriptor that
+//! holds the session's lock, the write end of a report pipe, and its umask
+//! (see `shared::launch`). It detaches, starts the command, reports, relays
+//! output until everything the command started has ended, records the exit
+//! and exits, releasing the lock.
+
+mod command;
+mod detach;
+mod logs;
+mod reap;
+mod relay;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::{fcntl, FcntlArg};
+use nix::sys::stat::{umask, Mode};
+
+use shared::launch::{Report, SupervisorArgs};
+use shared::lock::Lock;
+use shared::record::{Durability, Record, State};
+use shared::Timestamp;
+
+use relay::{StartError, Supervisor};
+
+fn main() {
+    let args = SupervisorArgs::from_args(std::env::args_os().skip(1))
+        .filter(|a| is_open(a.lock_fd) && is_open(a.report_fd));
+    let Some(args) = args else {
+        eprintln!("codex-supervisor: this program is started by codex-spawn, not by hand");
+        std::process::exit(2);
+    };
+    // Safety: codex-spawn handed us these two open descriptors (checked
+    // above) for us to own; nothing else in this process refers to them.
+    let (lock, mut report) = unsafe {
+        (
+            OwnedFd::from_raw_fd(args.lock_fd),
+            File::from_raw_fd(args.report_fd),
+        )
+    };
+    if let Err(e) = detach::detach(&[args.lock_fd, args.report_fd]) {
+        let _ = report.write_all(
+            &Report::Failed {
+                message: format!("detaching: {e}"),
+            }
+            .encode(),
+        );
+        std::process::exit(125);
+    }
+    umask(Mode::from_bits_truncate(0o077));
+
+    let supervisor = match Supervisor::start(&args.dir, Lock::from_fd(lock), args.umask) {
+        Ok(s) => s,
+        Err(e) => {
+            let (report_msg, error) = match e {
+                StartError::Exec(errno, err) => (
+                    Report::ExecFailed {
+                        errno: errno as i32,
+                        message: err.to_string(),
+                    },
+                    err.to_string(),
+                ),
+                StartError::Other(message) => (
+                    Report::Failed {
+                        message: message.clone(),
+                    },
+                    message,
+                ),
+            };
+            record_failure(&args.dir, error);
+            let _ = report.write_all(&report_msg.encode());
+            std::process::exit(125);
+        }
+    };
+    let _ = report.write_all(
+        &Report::Started {
+            pid: supervisor.pid().as_raw(),
+        }
+        .encode(),
+    );
+    drop(report);
+    if supervisor.run().is_err() {
+        std::process::exit(1);
+    }
+}
+
+/// Records that the command never ran, for readers who look before
+/// codex-spawn removes the directory (or if codex-spawn died meanwhile).
+fn record_failure(dir: &std::path::Path, error: String) {
+    if let Ok(mut r) = Record::read(dir) {
+        r.state = State::Failed;
+        r.error = Some(error);
+        r.ended_at = Some(Timestamp::now());
+        let _ = r.write(
+            dir,
+            Durability {
+                sync: false,
+                reserve: 0,
+            },
+        );
+    }
+}
+
+fn is_open(fd: RawFd) -> bool {
+    fcntl(fd, FcntlArg::F_GETFD).is_ok()
+}

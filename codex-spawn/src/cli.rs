@@ -1,0 +1,104 @@
+//! The command line of codex-spawn.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Start a command, or a codex agent, as a background session and print its id.
+///
+/// The session runs under its own small supervisor, detached from this
+/// terminal; its output goes to the session directory. codex-spawn returns as
+/// soon as the command has really started.
+#[derive(Debug, Parser)]
+#[command(
+    name = "codex-spawn",
+    version,
+    disable_help_subcommand = true,
+    override_usage = "codex-spawn [OPTIONS] exec PROMPT [CODEX_ARGS]...\n       codex-spawn [OPTIONS] -- COMMAND [ARGS]...",
+    after_help = "Exit status: 0 started; 2 usage error; 125 codex-spawn failed; 126 the command is not executable; 127 the command was not found."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+
+    /// The command to run (kind `cmd`), after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Options common to every kind of session. They go before `exec` or `--`.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// The session root [default: $CODEX_BACKGROUND_DIR, else $CODEX_HOME/background, else ~/.codex/background].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Use NAME as the session id instead of a generated one.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Run the command in DIR [default: the current directory].
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// Set an environment variable for the command (repeatable). The value is never written to disk.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub env: Vec<(String, String)>,
+
+    /// Attach a label to the session (repeatable), for codex-ps filters.
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub labels: Vec<(String, String)>,
+
+    /// Keep the command's stdin open for input through codex-attach (not with exec).
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+
+    /// Stop the command (SIGTERM, then SIGKILL) after DURATION, such as 90s, 10m or 2h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Rotate each log at SIZE (such as 10M or 1GiB), keeping one previous file.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_log_size: Option<u64>,
+
+    /// Print the session as one JSON line (as codex-ps --json does) instead of its id.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The codex binary for exec [default: $CODEX_BIN, else codex on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub codex_bin: Option<PathBuf>,
+}
+
+/// The kinds of session that have a subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Run `codex exec --json CODEX_ARGS -` with PROMPT on its stdin (`-` reads the prompt from stdin).
+    Exec {
+        /// The prompt, or `-` to read it from standard input.
+        #[arg(allow_hyphen_values = true)]
+        prompt: String,
+        /// More arguments for `codex exec`, such as `-m MODEL`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        codex_args: Vec<String>,
+    },
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE with a non-empty KEY".into()),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    shared::units::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    shared::units::parse_size(s).map_err(|e| e.to_string())
+}

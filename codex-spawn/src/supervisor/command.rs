@@ -1,0 +1,102 @@
+//! Starting the session's command: its own process group, fresh signal
+//! state and the caller's umask, output on pipes to the supervisor, and
+//! stdin from the prompt, a pipe (`--stdin`) or /dev/null.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::{pipe2, Pid};
+
+use shared::layout;
+use shared::record::{Kind, Record};
+
+/// The running command and the supervisor's ends of its pipes.
+pub struct Started {
+    /// The command's pid, which is also its process group.
+    pub pid: Pid,
+    /// The read end of its stdout.
+    pub stdout: File,
+    /// The read end of its stderr.
+    pub stderr: File,
+    /// The write end of its stdin, kept open for attach (`--stdin`).
+    pub stdin: Option<OwnedFd>,
+}
+
+/// Starts the command of `record` from the session directory `dir`.
+///
+/// A failed exec comes back as an error carrying its errno: the standard
+/// library reports it through a close-on-exec pipe, so success means the
+/// command really was exec'd.
+pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Started> {
+    let (out_read, out_write) = pipe2(OFlag::O_CLOEXEC)?;
+    let (err_read, err_write) = pipe2(OFlag::O_CLOEXEC)?;
+    let (stdin, keep) = if record.kind == Kind::Exec {
+        (Stdio::from(File::open(dir.join(layout::PROMPT))?), None)
+    } else if record.stdin {
+        let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
+        (Stdio::from(read), Some(write))
+    } else {
+        (Stdio::null(), None)
+    };
+    let (program, args) = record
+        .argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command line"))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(&record.cwd)
+        .env("CODEX_BACKGROUND_ID", &record.id)
+        .stdin(stdin)
+        .stdout(Stdio::from(out_write))
+        .stderr(Stdio::from(err_write))
+        .process_group(0);
+    let mask = Mode::from_bits_truncate(caller_umask as nix::libc::mode_t);
+    // Safety: the closure runs in the forked child before exec and calls
+    // only async-signal-safe functions (sigaction, sigprocmask, umask); it
+    // allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            reset_signals();
+            umask(mask);
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    // `command` drops here, closing our copies of the child's ends.
+    drop(command);
+    for fd in [&out_read, &err_read] {
+        nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+        )?;
+    }
+    Ok(Started {
+        pid: Pid::from_raw(child.id() as i32),
+        stdout: File::from(out_read),
+        stderr: File::from(err_read),
+        stdin: keep,
+    })
+}
+
+/// Gives the command default dispositions for every signal and an empty
+/// mask: ignored signals stay ignored across exec otherwise, and the
+/// supervisor ignores SIGHUP, SIGPIPE and SIGXFSZ and blocks others.
+fn reset_signals() {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // Safety: installing SIG_DFL runs no code of ours in signal context.
+        let _ = unsafe { sigaction(sig, &default) };
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}

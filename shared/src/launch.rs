@@ -1,0 +1,138 @@
+//! The handoff between codex-spawn and the supervisor it starts: the
+//! supervisor's command line, and the one report it sends back on a pipe
+//! once the command has been exec'd (or could not be).
+//!
+//! codex-spawn returns only after reading that report, so that
+//! `codex-spawn … && codex-attach $id` never races the start; end of file
+//! without a report means the supervisor died.
+
+use std::ffi::OsString;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The name of the supervisor's binary, installed beside codex-spawn.
+pub const SUPERVISOR_BIN: &str = "codex-supervisor";
+
+/// What the supervisor is told on its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisorArgs {
+    /// The published session directory.
+    pub dir: PathBuf,
+    /// The inherited descriptor that holds the session's lock.
+    pub lock_fd: RawFd,
+    /// The inherited write end of the report pipe.
+    pub report_fd: RawFd,
+    /// codex-spawn's umask, restored for the command.
+    pub umask: u32,
+}
+
+impl SupervisorArgs {
+    /// The arguments to pass after the program name.
+    pub fn to_args(&self) -> Vec<OsString> {
+        vec![
+            self.dir.clone().into_os_string(),
+            self.lock_fd.to_string().into(),
+            self.report_fd.to_string().into(),
+            format!("{:o}", self.umask).into(),
+        ]
+    }
+
+    /// Parses the arguments after the program name.
+    pub fn from_args(mut args: impl Iterator<Item = OsString>) -> Option<SupervisorArgs> {
+        let dir = PathBuf::from(args.next()?);
+        let num = |s: Option<OsString>, radix| -> Option<u32> {
+            u32::from_str_radix(s?.to_str()?, radix).ok()
+        };
+        let lock_fd = num(args.next(), 10)? as RawFd;
+        let report_fd = num(args.next(), 10)? as RawFd;
+        let umask = num(args.next(), 8)?;
+        if args.next().is_some() || lock_fd < 3 || report_fd < 3 || lock_fd == report_fd {
+            return None;
+        }
+        Some(SupervisorArgs {
+            dir,
+            lock_fd,
+            report_fd,
+            umask,
+        })
+    }
+}
+
+/// The supervisor's one report to codex-spawn, a JSON line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum Report {
+    /// The command was exec'd with this pid; the record says running.
+    Started {
+        /// The command's pid.
+        pid: i32,
+    },
+    /// exec failed with `errno` (the command was not found, or is not
+    /// executable).
+    ExecFailed {
+        /// The error number of the failed exec.
+        errno: i32,
+        /// The description of that error.
+        message: String,
+    },
+    /// The supervisor could not prepare the session.
+    Failed {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Report {
+    /// The report as sent: one JSON line.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).expect("a report always serializes");
+        v.push(b'\n');
+        v
+    }
+
+    /// Parses what was received; `None` when it is not a whole report.
+    pub fn decode(bytes: &[u8]) -> Option<Report> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_round_trip_and_reject_garbage() {
+        let a = SupervisorArgs {
+            dir: "/r/crisp-owlet-3f2a".into(),
+            lock_fd: 3,
+            report_fd: 4,
+            umask: 0o022,
+        };
+        assert_eq!(SupervisorArgs::from_args(a.to_args().into_iter()), Some(a));
+        let bad = |v: &[&str]| SupervisorArgs::from_args(v.iter().map(OsString::from));
+        assert_eq!(bad(&["/d", "3", "4"]), None);
+        assert_eq!(bad(&["/d", "3", "3", "22"]), None);
+        assert_eq!(bad(&["/d", "x", "4", "22"]), None);
+        assert_eq!(bad(&["/d", "3", "4", "99"]), None);
+        assert_eq!(bad(&["/d", "3", "4", "22", "more"]), None);
+    }
+
+    #[test]
+    fn reports_round_trip() {
+        for r in [
+            Report::Started { pid: 42 },
+            Report::ExecFailed {
+                errno: 2,
+                message: "No such file".into(),
+            },
+            Report::Failed {
+                message: "disk full".into(),
+            },
+        ] {
+            assert_eq!(Report::decode(&r.encode()), Some(r));
+        }
+        assert_eq!(Report::decode(b"{\"report\":\"started\""), None);
+    }
+}
