@@ -144,3 +144,102 @@ impl Root {
 pub fn sort_newest_first(sessions: &mut [Session]) {
     sessions.sort_by_cached_key(|s| (std::cmp::Reverse(s.created_at()), s.id.clone()));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::root::Access;
+    use crate::select::Selector;
+    use crate::testdir::{copy_tree, TempDir};
+    use std::path::Path;
+
+    /// The checked-in root written by format version 1 must keep loading.
+    #[test]
+    fn v1_fixture_root_keeps_loading() {
+        let t = TempDir::new("fixture");
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
+        copy_tree(&fixture, &t.path().join("root"));
+        let root = Root::open(t.path().join("root"), Access::Read).unwrap();
+        let sessions = root.list().unwrap();
+        let status = |id: &str| {
+            sessions
+                .iter()
+                .find(|s| s.id.as_str() == id)
+                .unwrap()
+                .status
+        };
+        assert_eq!(sessions.len(), 6, "the staging directory is not listed");
+        assert_eq!(status("crisp-owlet-3f2a"), Status::Exited);
+        assert_eq!(status("calm-yak-0001"), Status::Exited);
+        assert_eq!(status("brave-otter-1234"), Status::Lost);
+        assert_eq!(status("bold-heron-abcd"), Status::Failed);
+        assert_eq!(status("quick-lynx-9999"), Status::Failed);
+        assert_eq!(status("tidy-wombat-5555"), Status::Corrupt);
+
+        let ordered: Vec<&str> = sessions
+            .iter()
+            .filter(|s| s.status != Status::Corrupt)
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(
+            ordered,
+            [
+                "crisp-owlet-3f2a",
+                "calm-yak-0001",
+                "brave-otter-1234",
+                "bold-heron-abcd",
+                "quick-lynx-9999"
+            ]
+        );
+        let crisp = sessions
+            .iter()
+            .find(|s| s.id.as_str() == "crisp-owlet-3f2a")
+            .unwrap();
+        let r = crisp.record.as_ref().unwrap();
+        assert_eq!(r.kind, crate::record::Kind::Exec);
+        assert_eq!(r.labels["team"], "core");
+        assert_eq!(crisp.log_bytes(Stream::Stdout), 6);
+        let calm = sessions
+            .iter()
+            .find(|s| s.id.as_str() == "calm-yak-0001")
+            .unwrap();
+        assert_eq!(
+            calm.record.as_ref().unwrap().signal.as_deref(),
+            Some("SIGTERM")
+        );
+        let entries = crate::index::read_all(&crisp.dir.join(crate::layout::INDEX)).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].stream, Stream::Stderr);
+
+        // Selectors work on the listing.
+        let i = Selector::parse("calm", true)
+            .unwrap()
+            .find(&sessions)
+            .unwrap();
+        assert_eq!(sessions[i].id.as_str(), "calm-yak-0001");
+        assert!(
+            Selector::parse("b", true).unwrap().find(&sessions).is_err(),
+            "ambiguous"
+        );
+    }
+
+    #[test]
+    fn missing_root_lists_nothing() {
+        let t = TempDir::new("list");
+        let root = Root::open(t.path().join("nope"), Access::Read).unwrap();
+        assert!(root.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn symlinked_and_foreign_entries() {
+        let t = TempDir::new("list");
+        let root = Root::open(t.path().join("root"), Access::Create).unwrap();
+        std::fs::create_dir(t.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("elsewhere"), root.path().join("linked-1"))
+            .unwrap();
+        std::fs::create_dir(root.path().join("Not An Id")).unwrap();
+        let sessions = root.list().unwrap();
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].status, Status::Corrupt);
+    }
+}

@@ -184,6 +184,21 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_root_owned_by_someone_else() {
+        let t = TempDir::new("root");
+        let theirs = t.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o700)).unwrap();
+        let other = nix::unistd::Uid::from_raw(nix::unistd::geteuid().as_raw() + 4242);
+        if nix::unistd::chown(&theirs, Some(other), None).is_err() {
+            eprintln!("skipped: changing a directory's owner needs root");
+            return;
+        }
+        let err = Root::open(&theirs, Access::Read).unwrap_err().to_string();
+        assert!(err.contains("owned by uid"), "{err}");
+    }
+
+    #[test]
     fn resolution_order() {
         let flag = Path::new("/x/flag");
         assert_eq!(resolve_path(Some(flag)).unwrap(), flag);
