@@ -1,6 +1,20 @@
-//! codex-ps (not yet implemented).
+//! codex-ps: list background sessions as a table, JSON lines or ids.
+
+mod cli;
+mod filter;
+mod list;
+mod table;
+
+use clap::Parser;
 
 fn main() {
-    eprintln!("codex-ps: not yet implemented");
-    std::process::exit(1);
+    let cli = cli::Cli::parse();
+    match list::run(&cli) {
+        Ok(()) => {}
+        Err(e) if list::is_broken_pipe(&e) => {}
+        Err(e) => {
+            eprintln!("codex-ps: {e:#}");
+            std::process::exit(1);
+        }
+    }
 }

@@ -1,0 +1,158 @@
+//! The human table: `#  ID  PID  TYPE  STATUS  OUT  ERR  CREATED  PROMPT`.
+
+use shared::layout::Stream;
+use shared::units::human_size;
+use shared::{Session, Status};
+use tabled::builder::Builder;
+use tabled::settings::{Padding, Style};
+
+/// The columns, in order.
+const HEADER: [&str; 9] = [
+    "#", "ID", "PID", "TYPE", "STATUS", "OUT", "ERR", "CREATED", "PROMPT",
+];
+/// Spaces between columns (one from the style, the rest padding).
+const GAP: usize = 3;
+/// The PROMPT column is never cut narrower than this.
+const MIN_PROMPT: usize = 10;
+
+/// How to draw the table.
+pub struct Look {
+    /// Colour the STATUS column (a terminal, NO_COLOR unset).
+    pub colour: bool,
+    /// Cut PROMPT so that rows fit this many columns.
+    pub width: Option<usize>,
+}
+
+/// Renders `rows` (row number and session) as the table, header included,
+/// with a trailing newline.
+pub fn render(rows: &[(usize, &Session)], look: &Look) -> String {
+    let mut cells: Vec<[String; 9]> = rows.iter().map(|(i, s)| cells(*i, s)).collect();
+    if let Some(width) = look.width {
+        let used: usize = (0..8)
+            .map(|c| {
+                let widest = cells
+                    .iter()
+                    .map(|r| r[c].chars().count())
+                    .max()
+                    .unwrap_or(0);
+                widest.max(HEADER[c].len()) + GAP
+            })
+            .sum();
+        let room = width.saturating_sub(used).max(MIN_PROMPT);
+        for row in &mut cells {
+            row[8] = cut(&row[8], room);
+        }
+    }
+    let mut builder = Builder::with_capacity(rows.len() + 1, HEADER.len());
+    builder.push_record(HEADER);
+    for (row, (_, session)) in cells.into_iter().zip(rows) {
+        let mut row = row;
+        if look.colour {
+            row[4] = paint(&row[4], session.status);
+        }
+        builder.push_record(row);
+    }
+    let mut table = builder.build();
+    table
+        .with(Style::blank())
+        .with(Padding::new(0, GAP - 1, 0, 0));
+    let mut out = table.to_string();
+    // Drop the padding at the end of each line.
+    out = out
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n");
+    out.push('\n');
+    out
+}
+
+fn cells(index: usize, s: &Session) -> [String; 9] {
+    let r = s.record.as_ref().ok();
+    let dash = || "-".to_string();
+    [
+        index.to_string(),
+        s.id.to_string(),
+        r.and_then(|r| r.pid).map_or_else(dash, |p| p.to_string()),
+        r.map_or_else(dash, |r| r.kind.as_str().to_string()),
+        status_text(s),
+        human_size(s.log_bytes(Stream::Stdout)),
+        human_size(s.log_bytes(Stream::Stderr)),
+        s.created_at().to_rfc3339_secs(),
+        r.map(|r| match &r.prompt {
+            Some(p) => p.lines().next().unwrap_or("").to_string(),
+            None => shell_words(&r.argv),
+        })
+        .unwrap_or_default(),
+    ]
+}
+
+/// `running`, `exited 0`, `killed SIGTERM`, `timed out`, `lost`…
+pub fn status_text(s: &Session) -> String {
+    let r = s.record.as_ref().ok();
+    match s.status {
+        Status::Exited if r.is_some_and(|r| r.timed_out) => "timed out".into(),
+        Status::Exited => match r.map(|r| (&r.signal, r.exit_code)) {
+            Some((Some(sig), _)) => format!("killed {sig}"),
+            Some((None, Some(code))) => format!("exited {code}"),
+            _ => "exited".into(),
+        },
+        other => other.as_str().into(),
+    }
+}
+
+fn paint(text: &str, status: Status) -> String {
+    let code = match status {
+        Status::Starting => "36",
+        Status::Running => "32",
+        Status::Exited if text == "exited 0" => return text.to_string(),
+        Status::Exited => "33",
+        Status::Failed | Status::Lost | Status::Corrupt => "31",
+    };
+    format!("\x1b[{code}m{text}\x1b[39m")
+}
+
+/// The command line as one string, quoting words that need it.
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+            {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `s` cut to `max` characters, the last one `…` when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_with_an_ellipsis() {
+        assert_eq!(cut("hello world", 5), "hell…");
+        assert_eq!(cut("hello", 5), "hello");
+        assert_eq!(cut("héllo wörld", 6), "héllo…");
+    }
+
+    #[test]
+    fn quotes_words_like_a_shell() {
+        let argv = ["sh", "-c", "echo 'hi'; exit 3"].map(String::from);
+        assert_eq!(shell_words(&argv), r"sh -c 'echo '\''hi'\''; exit 3'");
+    }
+}
