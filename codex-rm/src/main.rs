@@ -1,6 +1,20 @@
-//! codex-rm (not yet implemented).
+//! codex-rm: stop and remove background sessions, ids from arguments or stdin.
+
+mod cli;
+mod input;
+mod remove;
+mod stop;
+
+use clap::Parser;
 
 fn main() {
-    eprintln!("codex-rm: not yet implemented");
-    std::process::exit(1);
+    let cli = cli::Cli::parse();
+    match remove::run(&cli) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("codex-rm: {e:#}");
+            std::process::exit(1);
+        }
+    }
 }

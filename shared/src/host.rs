@@ -61,6 +61,29 @@ pub fn liveness(host: &str, boot: Option<&str>, pid: i32, start_time: Option<u64
     }
 }
 
+/// The processes of session `id` still alive on this host: those whose
+/// environment carries `CODEX_BACKGROUND_ID=<id>` (every process the
+/// session started inherits it, setsid or not) and that started no earlier
+/// than `since` (the command's start time, in clock ticks since boot), so a
+/// reused pid is never taken for one of them.
+pub fn session_processes(id: &str, since: u64) -> Vec<i32> {
+    let marker = format!("CODEX_BACKGROUND_ID={id}");
+    let me = std::process::id() as i32;
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == marker.as_bytes()))
+        })
+        .filter(|&pid| process_start_time(pid).is_some_and(|t| t >= since))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ pub mod layout;
 pub mod list;
 pub mod lock;
 pub mod record;
+pub mod remove;
 pub mod root;
 pub mod select;
 pub mod status;

@@ -26,7 +26,8 @@ use crate::logs::Logs;
 use crate::reap;
 
 /// How long the command's process group has between SIGTERM and SIGKILL
-/// when the supervisor is asked to stop (a second request kills at once).
+/// when the supervisor is asked to stop, unless the request says otherwise
+/// (a second request kills at once).
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long what the command left running has between SIGTERM and SIGKILL
 /// once the command itself has exited.
@@ -254,7 +255,12 @@ impl Supervisor {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGCHLD) => {}
-                Ok(_) => self.stop(),
+                // codex-rm sends its --grace, in milliseconds, with the
+                // signal (sigqueue); a plain kill gets the default.
+                Ok(_) if info.ssi_code == nix::libc::SI_QUEUE => {
+                    self.stop(Duration::from_millis(u64::from(info.ssi_int as u32)))
+                }
+                Ok(_) => self.stop(STOP_GRACE),
                 Err(_) => {}
             }
         }
@@ -306,14 +312,14 @@ impl Supervisor {
     /// A stop request (SIGTERM, SIGINT, SIGQUIT, or the timeout): SIGTERM
     /// to everything, SIGKILL after the grace period; a second request
     /// kills at once.
-    fn stop(&mut self) {
+    fn stop(&mut self, grace: Duration) {
         if self.stopping {
             reap::signal_all(self.group(), Signal::SIGKILL);
             return;
         }
         self.stopping = true;
         reap::signal_all(self.group(), Signal::SIGTERM);
-        let at = Instant::now() + STOP_GRACE;
+        let at = Instant::now() + grace;
         self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
     }
 
@@ -322,7 +328,7 @@ impl Supervisor {
         if self.exit.is_none() && self.timeout_at.is_some_and(|t| t <= now) {
             self.timeout_at = None;
             self.record.timed_out = true;
-            self.stop();
+            self.stop(STOP_GRACE);
         }
         if self.kill_at.is_some_and(|k| k <= now) {
             self.kill_at = None;

@@ -1,0 +1,107 @@
+//! Removing each selected session, going on past failures.
+
+use std::io::{self, Write};
+
+use anyhow::{anyhow, Context};
+use serde::Serialize;
+
+use shared::select::find_id;
+use shared::{Access, Root, Selector, Session, SessionId, Status};
+
+use crate::cli::Cli;
+use crate::{input, stop};
+
+/// What happened to one session (the `--json` line).
+#[derive(Debug, Serialize)]
+struct Outcome {
+    id: String,
+    removed: bool,
+    stopped: bool,
+    error: Option<String>,
+}
+
+/// Removes every session `cli` names. Returns false if any failed.
+pub fn run(cli: &Cli) -> anyhow::Result<bool> {
+    let selectors = input::selectors(cli)?;
+    let path =
+        shared::root::resolve_path(cli.root.as_deref()).context("finding the session root")?;
+    let root = Root::open(&path, Access::Read).context("opening the session root")?;
+    let mut ids: Vec<String> = root
+        .ids()
+        .with_context(|| format!("listing {}", path.display()))?
+        .into_iter()
+        .map(|id| id.to_string())
+        .collect();
+    ids.sort_unstable();
+
+    let mut all_ok = true;
+    let mut out = io::stdout().lock();
+    for selector in selectors {
+        let mut outcome = Outcome {
+            id: selector.clone(),
+            removed: false,
+            stopped: false,
+            error: None,
+        };
+        if let Err(e) = remove_one(&root, &mut ids, &selector, cli, &mut outcome) {
+            all_ok = false;
+            eprintln!("codex-rm: {e:#}");
+            outcome.error = Some(format!("{e:#}"));
+        }
+        // A closed stdout does not stop the removals.
+        let _ = if cli.json {
+            serde_json::to_writer(&mut out, &outcome)
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out))
+        } else if outcome.removed {
+            writeln!(out, "{}", outcome.id)
+        } else {
+            Ok(())
+        };
+        let _ = out.flush();
+    }
+    Ok(all_ok)
+}
+
+fn remove_one(
+    root: &Root,
+    ids: &mut Vec<String>,
+    selector: &str,
+    cli: &Cli,
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
+    Selector::parse(selector, false)?;
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let index = find_id(selector, &refs)?;
+    let id = SessionId::parse(&ids[index])?;
+    outcome.id = id.to_string();
+    let session = Session::load(id.clone(), root.session_dir(&id));
+    match session.status {
+        Status::Running | Status::Starting if !cli.force => {
+            return Err(anyhow!("{id} is {} (use -f to stop it)", session.status));
+        }
+        Status::Running | Status::Starting => {
+            stop::stop_live(&session, cli.grace).with_context(|| format!("stopping {id}"))?;
+            outcome.stopped = true;
+        }
+        Status::Lost if cli.force => {
+            outcome.stopped = stop::kill_leftovers(&session, cli.grace)
+                .with_context(|| format!("killing what {id} left running"))?;
+        }
+        Status::Lost => {
+            let left = stop::leftovers(&session).with_context(|| format!("checking {id}"))?;
+            if !left.is_empty() {
+                return Err(anyhow!(
+                    "{id} is lost but {} of its processes still run (use -f to kill them)",
+                    left.len()
+                ));
+            }
+        }
+        Status::Exited | Status::Failed | Status::Corrupt => {}
+    }
+    root.remove_session(&id)
+        .with_context(|| format!("removing {id}"))?;
+    outcome.removed = true;
+    ids.remove(index);
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Ending what still runs before a removal: a live session through its
+//! supervisor, a lost session's leftovers directly, each pid checked first
+//! so that a reused pid is never hit.
+
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use shared::host::{self, Liveness};
+use shared::record::Record;
+use shared::{lock, Session};
+
+/// How often the lock and the processes are looked at while waiting.
+const TICK: Duration = Duration::from_millis(10);
+/// How long a session still starting gets to record its supervisor.
+const START_WAIT: Duration = Duration::from_secs(5);
+/// After the grace, how long the supervisor gets to finish after being told
+/// to kill at once.
+const FINISH_WAIT: Duration = Duration::from_secs(10);
+
+/// Stops a starting or running session: asks its supervisor to stop the
+/// command (SIGKILL after `grace`) and waits until the supervisor has
+/// released the lock, which it does only once everything has ended.
+pub fn stop_live(session: &Session, grace: Duration) -> anyhow::Result<()> {
+    let dir = &session.dir;
+    let started = Instant::now();
+    let record = loop {
+        let record = Record::read(dir).context("reading the record")?;
+        if record.supervisor_pid.is_some() || !held(dir) {
+            break record;
+        }
+        if started.elapsed() > START_WAIT {
+            bail!("it is still starting after {}s", START_WAIT.as_secs());
+        }
+        sleep(TICK);
+    };
+    if !held(dir) {
+        return Ok(());
+    }
+    let pid = record
+        .supervisor_pid
+        .context("the record names no supervisor")?;
+    match host::liveness(
+        &record.host,
+        record.boot_id.as_deref(),
+        pid,
+        record.supervisor_start_time,
+    ) {
+        Liveness::Same => {
+            shared::launch::request_stop(pid, grace).context("signalling the supervisor")?
+        }
+        Liveness::Foreign => bail!("it runs on host {}, not here: stop it there", record.host),
+        // The lock is held by someone other than the recorded supervisor:
+        // wait for them rather than signal a stranger.
+        Liveness::Gone => {}
+    }
+    let escalate_at = started + grace + Duration::from_millis(500);
+    let mut escalated = false;
+    while held(dir) {
+        if !escalated && Instant::now() >= escalate_at {
+            escalated = true;
+            if host::liveness(
+                &record.host,
+                record.boot_id.as_deref(),
+                pid,
+                record.supervisor_start_time,
+            ) == Liveness::Same
+            {
+                let _ = shared::launch::request_stop(pid, Duration::ZERO);
+            }
+        }
+        if Instant::now() >= escalate_at + FINISH_WAIT {
+            bail!("its supervisor (pid {pid}) has not finished");
+        }
+        sleep(TICK);
+    }
+    Ok(())
+}
+
+/// The processes a lost session left running (none when it ran on another
+/// boot; an error when it ran on another host, whose pids mean nothing).
+pub fn leftovers(session: &Session) -> anyhow::Result<Vec<i32>> {
+    let Ok(record) = &session.record else {
+        return Ok(Vec::new());
+    };
+    if !record.host.is_empty() && record.host != host::hostname() {
+        bail!(
+            "it ran on host {}: its processes cannot be checked from here",
+            record.host
+        );
+    }
+    if record.boot_id.is_some() && record.boot_id != host::boot_id() {
+        return Ok(Vec::new());
+    }
+    let since = record
+        .pid_start_time
+        .or(record.supervisor_start_time)
+        .unwrap_or(0);
+    Ok(host::session_processes(session.id.as_str(), since))
+}
+
+/// Kills a lost session's leftovers: SIGTERM, then SIGKILL after `grace`
+/// to those still there. Each round re-identifies the processes, so a pid
+/// that was reused meanwhile is left alone.
+pub fn kill_leftovers(session: &Session, grace: Duration) -> anyhow::Result<bool> {
+    let first = leftovers(session)?;
+    if first.is_empty() {
+        return Ok(false);
+    }
+    signal(&first, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    loop {
+        let left = leftovers(session)?;
+        if left.is_empty() {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            signal(&left, Signal::SIGKILL);
+            sleep(TICK);
+            if leftovers(session)?.is_empty() {
+                return Ok(true);
+            }
+        }
+        sleep(TICK);
+    }
+}
+
+fn signal(pids: &[i32], sig: Signal) {
+    for &pid in pids {
+        let _ = kill(Pid::from_raw(pid), sig);
+    }
+}
+
+fn held(dir: &Path) -> bool {
+    lock::is_held(dir).unwrap_or(true)
+}

@@ -1,0 +1,139 @@
+//! Removing a session directory, safely: the id is validated before any
+//! path is built, a symlink is removed as a link (never its target), only
+//! directories that look like sessions are touched, and a removal that
+//! races with the supervisor's last write still succeeds.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+use crate::layout;
+use crate::root::Root;
+
+/// Files a session directory may hold; a directory holding none of them
+/// is not removed.
+const SESSION_FILES: [&str; 7] = [
+    layout::RECORD,
+    layout::LOCK,
+    layout::PROMPT,
+    layout::STDOUT_LOG,
+    layout::STDERR_LOG,
+    layout::INDEX,
+    layout::SOCKET,
+];
+
+/// How often a removal is retried when a file appears meanwhile.
+const ATTEMPTS: usize = 20;
+
+impl Root {
+    /// Removes the directory of session `id`. Whoever calls this has made
+    /// sure the session is over (or accepted that it is not).
+    pub fn remove_session(&self, id: &SessionId) -> Result<()> {
+        let dir = self.session_dir(id);
+        let meta = fs::symlink_metadata(&dir).map_err(|e| Error::io("reading", &dir, e))?;
+        if meta.file_type().is_symlink() {
+            // Remove the link itself; whatever it points at stays.
+            return fs::remove_file(&dir).map_err(|e| Error::io("removing", &dir, e));
+        }
+        if !meta.is_dir() {
+            return Err(Error::io(
+                "removing",
+                &dir,
+                io::Error::other("not a session directory (a plain file)"),
+            ));
+        }
+        if !looks_like_session(&dir)? {
+            return Err(Error::io(
+                "removing",
+                &dir,
+                io::Error::other("not a session directory (no session files in it); left alone"),
+            ));
+        }
+        remove_tree(&dir)
+    }
+}
+
+fn looks_like_session(dir: &Path) -> Result<bool> {
+    let mut empty = true;
+    for entry in fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
+        empty = false;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if SESSION_FILES.contains(&name.as_ref())
+            || name.starts_with(&format!("{}.", layout::STDOUT_LOG))
+        {
+            return Ok(true);
+        }
+    }
+    // An empty directory is what an interrupted creation or removal leaves.
+    Ok(empty)
+}
+
+/// Removes `dir` and what it holds without following symlinks (the
+/// standard library's `remove_dir_all` opens each level with
+/// `O_NOFOLLOW`), retrying while the supervisor's last record write lands.
+fn remove_tree(dir: &Path) -> Result<()> {
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(Error::io("removing", dir, e)),
+        }
+    }
+    Err(Error::io(
+        "removing",
+        dir,
+        last.unwrap_or_else(|| io::Error::other("it kept changing")),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::sample;
+    use crate::root::Access;
+    use crate::testdir::TempDir;
+
+    #[test]
+    fn removes_sessions_but_never_what_links_point_at() {
+        let t = TempDir::new("remove");
+        let root = Root::open(t.path().join("root"), Access::Create).unwrap();
+        let outside = t.path().join("precious");
+        fs::write(&outside, "keep me").unwrap();
+        let c = root.create_session(None, sample(), None).unwrap();
+        std::os::unix::fs::symlink(&outside, c.dir.join("stdout.log")).unwrap();
+        drop(c.lock);
+        root.remove_session(&c.id).unwrap();
+        assert!(!c.dir.exists());
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "keep me");
+
+        // A session "directory" that is a link to a directory elsewhere.
+        let elsewhere = t.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::write(elsewhere.join("session.json"), "{}").unwrap();
+        let id = SessionId::parse("linked").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.session_dir(&id)).unwrap();
+        root.remove_session(&id).unwrap();
+        assert!(!root.session_dir(&id).exists());
+        assert!(elsewhere.join("session.json").exists());
+    }
+
+    #[test]
+    fn leaves_directories_that_are_not_sessions() {
+        let t = TempDir::new("remove");
+        let root = Root::open(t.path().join("root"), Access::Create).unwrap();
+        let id = SessionId::parse("photos").unwrap();
+        fs::create_dir(root.session_dir(&id)).unwrap();
+        fs::write(root.session_dir(&id).join("cat.jpg"), "x").unwrap();
+        assert!(root.remove_session(&id).is_err());
+        assert!(root.session_dir(&id).join("cat.jpg").exists());
+    }
+}
