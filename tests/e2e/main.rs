@@ -1,1 +1,7 @@
+//! End-to-end tests: the built binaries run as a user runs them, against a
+//! temporary `--root`, each bounded by timeouts and ending every process it
+//! started. Build first: `cargo build --workspace && cargo test -p codex-tests`.
 
+mod exec;
+mod spawn;
+mod util;
