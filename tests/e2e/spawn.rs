@@ -482,6 +482,38 @@ fn a_killed_supervisor_reads_as_lost_even_when_its_pid_is_reused() {
     .is_empty()));
 }
 
+#[test]
+fn a_session_that_ends_normally_never_reads_as_lost() {
+    // A reader polling as fast as it can while sessions end must see
+    // running, then exited: never lost, which means a killed supervisor
+    // (and invites codex-rm to kill leftovers).
+    let t = TestRoot::new("never-lost");
+    let mut seen_lost = Vec::new();
+    for _ in 0..150 {
+        let id = t.spawn_id(&["--", "true"]);
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let st = t.status(&id);
+            if st == Status::Lost {
+                seen_lost.push(id.clone());
+            }
+            if st == Status::Exited {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} still {st}\n{}",
+                t.listing()
+            );
+        }
+    }
+    assert!(
+        seen_lost.is_empty(),
+        "{} of 150 sessions that exited normally read as lost for a moment: {seen_lost:?}",
+        seen_lost.len()
+    );
+}
+
 // ---------------------------------------------------------------------
 // What the command leaves behind, and the signals it starts with.
 // ---------------------------------------------------------------------
