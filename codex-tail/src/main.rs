@@ -1,6 +1,60 @@
-//! codex-tail (not yet implemented).
+//! codex-tail: print and follow the output of background sessions.
+
+mod cli;
+mod follow;
+mod output;
+mod source;
+mod tail;
+
+use std::io;
+
+use clap::Parser;
 
 fn main() {
-    eprintln!("codex-tail: not yet implemented");
-    std::process::exit(1);
+    let follow = follow_asked(std::env::args().skip(1));
+    // With -f the exit status is the session's: codex-tail's own failures,
+    // usage errors included, exit 125 so they cannot be taken for it.
+    let own_failure = if follow { 125 } else { 1 };
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(match e.use_stderr() {
+                true if follow => 125,
+                true => 2,
+                false => 0,
+            });
+        }
+    };
+    let code = match tail::run(&cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => {
+            eprintln!("codex-tail: {e:#}");
+            own_failure
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Whether the arguments ask for `--follow`, read before parsing so that a
+/// usage error can exit as a follow's own failure does.
+fn follow_asked(args: impl Iterator<Item = String>) -> bool {
+    args.take_while(|a| a != "--").any(|a| {
+        a == "--follow"
+            || (a.starts_with('-') && !a.starts_with("--") && {
+                let flags: String = a[1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .collect();
+                flags.contains('f') && !flags.starts_with('n') && !flags.starts_with('c')
+            })
+    })
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

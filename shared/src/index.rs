@@ -19,9 +19,11 @@
 //! always points at bytes already in the log.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapOptions};
 
 use crate::error::{Error, Result};
 use crate::layout::Stream;
@@ -121,30 +123,124 @@ impl Writer {
     /// Appends one entry. A failed write (disk full) leaves no partial
     /// entry behind: the next write goes to the same place.
     pub fn append(&mut self, entry: &Entry) -> io::Result<()> {
-        self.file.write_all_at(&entry.encode(), self.len)?;
-        self.len += ENTRY_SIZE as u64;
+        self.append_all(std::slice::from_ref(entry))
+    }
+
+    /// Appends several entries with one write.
+    pub fn append_all(&mut self, entries: &[Entry]) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(entries.len() * ENTRY_SIZE);
+        for e in entries {
+            bytes.extend_from_slice(&e.encode());
+        }
+        self.file.write_all_at(&bytes, self.len)?;
+        self.len += bytes.len() as u64;
         Ok(())
     }
 }
 
-/// Reads every whole entry of the index at `path` (a reader's side; an
-/// entry being written is not yet counted).
-pub fn read_all(path: &Path) -> Result<Vec<Entry>> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| Error::io("reading", path, e))?;
-    if bytes.len() < HEADER.len() || bytes[..8] != HEADER[..8] {
-        return Err(Error::Parse {
-            what: "index",
-            input: path.display().to_string(),
-            hint: "it does not start with the index header",
-        });
+/// A reader's view of an index: the file mapped into memory, whole entries
+/// only, remapped when it grows. The supervisor only ever appends to an
+/// index, so the mapped part never shrinks under the reader.
+#[derive(Debug)]
+pub struct Reader {
+    path: PathBuf,
+    file: File,
+    map: Option<Mmap>,
+    count: usize,
+}
+
+impl Reader {
+    /// Opens the index at `path` and checks its header.
+    pub fn open(path: &Path) -> Result<Reader> {
+        let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+        let mut header = [0u8; 16];
+        let n = file
+            .read_at(&mut header, 0)
+            .map_err(|e| Error::io("reading", path, e))?;
+        if n < HEADER.len() || header[..8] != HEADER[..8] {
+            return Err(Error::Parse {
+                what: "index",
+                input: path.display().to_string(),
+                hint: "it does not start with the index header",
+            });
+        }
+        let mut r = Reader {
+            path: path.to_path_buf(),
+            file,
+            map: None,
+            count: 0,
+        };
+        r.refresh()?;
+        Ok(r)
     }
-    Ok(bytes[HEADER.len()..]
-        .chunks_exact(ENTRY_SIZE)
-        .filter_map(Entry::decode)
-        .collect())
+
+    /// Takes in the entries appended since the last look; returns how many
+    /// entries there are now.
+    pub fn refresh(&mut self) -> Result<usize> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("reading", &self.path, e))?
+            .len() as usize;
+        let count = len.saturating_sub(HEADER.len()) / ENTRY_SIZE;
+        if count > self.count {
+            let bytes = HEADER.len() + count * ENTRY_SIZE;
+            // Safety: the mapping is read-only and covers only bytes that
+            // exist; index files are append-only (the supervisor never
+            // truncates them), so the mapped range stays backed by the file.
+            let map = unsafe { MmapOptions::new().len(bytes).map(&self.file) }
+                .map_err(|e| Error::io("mapping", &self.path, e))?;
+            self.map = Some(map);
+            self.count = count;
+        }
+        Ok(self.count)
+    }
+
+    /// The number of whole entries seen at the last refresh.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the index has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Entry `i` (0 is the oldest); `None` past the end or when invalid.
+    pub fn get(&self, i: usize) -> Option<Entry> {
+        if i >= self.count {
+            return None;
+        }
+        let start = HEADER.len() + i * ENTRY_SIZE;
+        Entry::decode(self.map.as_ref()?.get(start..start + ENTRY_SIZE)?)
+    }
+
+    /// The offsets at which `stream`'s current and previous log files
+    /// start, from its last two rotation entries (0 when there were none).
+    pub fn log_bases(&self, stream: Stream) -> (u64, u64) {
+        let mut found = Vec::with_capacity(2);
+        for i in (0..self.count).rev() {
+            match self.get(i) {
+                Some(e) if e.stream == stream && e.kind == EntryKind::Rotate => {
+                    found.push(e.offset);
+                    if found.len() == 2 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        (
+            found.first().copied().unwrap_or(0),
+            found.get(1).copied().unwrap_or(0),
+        )
+    }
+}
+
+/// Reads every whole entry of the index at `path`.
+pub fn read_all(path: &Path) -> Result<Vec<Entry>> {
+    let r = Reader::open(path)?;
+    Ok((0..r.len()).filter_map(|i| r.get(i)).collect())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod launch;
 pub mod layout;
 pub mod list;
 pub mod lock;
+pub mod logs;
 pub mod record;
 pub mod remove;
 pub mod root;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::layout::Stream;
-use crate::record::Record;
+use crate::record::{Record, State};
 use crate::root::Root;
 use crate::status::Status;
 use crate::time::Timestamp;
@@ -33,7 +33,7 @@ pub struct Session {
 impl Session {
     /// Reads the session in `dir` named `id`.
     pub fn load(id: SessionId, dir: PathBuf) -> Session {
-        let record = check_is_dir(&dir)
+        let mut record = check_is_dir(&dir)
             .and_then(|()| Record::read(&dir))
             .and_then(|r| {
                 if r.id == id.as_str() {
@@ -46,10 +46,23 @@ impl Session {
                     })
                 }
             });
-        let status = match &record {
+        let mut status = match &record {
             Ok(r) => Status::derive(r, &dir),
             Err(_) => Status::Corrupt,
         };
+        // The supervisor may have written its final record and released the
+        // lock between our read and our probe: a free lock under a live
+        // record is only believed once the record has been read again.
+        if let (Status::Lost | Status::Failed, Ok(r)) = (status, &record) {
+            if matches!(r.state, State::Running | State::Starting) {
+                if let Ok(again) = Record::read(&dir) {
+                    if again.state != r.state && again.id == r.id {
+                        status = Status::derive(&again, &dir);
+                        record = Ok(again);
+                    }
+                }
+            }
+        }
         Session {
             id,
             dir,

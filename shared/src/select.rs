@@ -75,6 +75,26 @@ pub fn find_id(s: &str, ids: &[&str]) -> Result<usize> {
     }
 }
 
+impl crate::root::Root {
+    /// The id `selector` names in this root. Ids and prefixes need only the
+    /// directory names; row numbers need the newest-first list.
+    pub fn resolve(&self, selector: &Selector) -> Result<SessionId> {
+        match selector {
+            Selector::Row(_) => {
+                let sessions = self.list()?;
+                let i = selector.find(&sessions)?;
+                Ok(sessions[i].id.clone())
+            }
+            Selector::Id(s) => {
+                let ids = self.ids()?;
+                let refs: Vec<&str> = ids.iter().map(SessionId::as_str).collect();
+                let i = find_id(s, &refs)?;
+                Ok(ids[i].clone())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

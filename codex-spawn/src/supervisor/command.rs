@@ -17,14 +17,16 @@ use nix::unistd::{pipe2, Pid};
 use shared::layout;
 use shared::record::{Kind, Record};
 
+use crate::pipes;
+
 /// The running command and the supervisor's ends of its pipes.
 pub struct Started {
     /// The command's pid, which is also its process group.
     pub pid: Pid,
-    /// The read end of its stdout.
-    pub stdout: File,
+    /// The read end of its stdout (see [`crate::pipes`]).
+    pub stdout: OwnedFd,
     /// The read end of its stderr.
-    pub stderr: File,
+    pub stderr: OwnedFd,
     /// The write end of its stdin, kept open for attach (`--stdin`).
     pub stdin: Option<OwnedFd>,
 }
@@ -35,8 +37,11 @@ pub struct Started {
 /// library reports it through a close-on-exec pipe, so success means the
 /// command really was exec'd.
 pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Started> {
-    let (out_read, out_write) = pipe2(OFlag::O_CLOEXEC)?;
-    let (err_read, err_write) = pipe2(OFlag::O_CLOEXEC)?;
+    let (out_read, out_write) = pipes::output_pipe()?;
+    let (err_read, err_write) = pipes::output_pipe()?;
+    // Before the command can write its first byte.
+    pipes::announce_writes(&out_read)?;
+    pipes::announce_writes(&err_read)?;
     let (stdin, keep) = if record.kind == Kind::Exec {
         (Stdio::from(File::open(dir.join(layout::PROMPT))?), None)
     } else if record.stdin {
@@ -72,16 +77,10 @@ pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Start
     let child = command.spawn()?;
     // `command` drops here, closing our copies of the child's ends.
     drop(command);
-    for fd in [&out_read, &err_read] {
-        nix::fcntl::fcntl(
-            std::os::fd::AsRawFd::as_raw_fd(fd),
-            nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
-        )?;
-    }
     Ok(Started {
         pid: Pid::from_raw(child.id() as i32),
-        stdout: File::from(out_read),
-        stderr: File::from(err_read),
+        stdout: out_read,
+        stderr: err_read,
         stdin: keep,
     })
 }
@@ -97,6 +96,22 @@ fn reset_signals() {
         }
         // Safety: installing SIG_DFL runs no code of ours in signal context.
         let _ = unsafe { sigaction(sig, &default) };
+    }
+    // Real-time signals (32 and up) are beyond nix's list, and glibc
+    // refuses to touch the ones it reserves; the kernel does not.
+    let default_action = [0u64; 4];
+    for sig in 32..=64 {
+        // Safety: rt_sigaction reads a zeroed kernel sigaction (SIG_DFL, no
+        // flags, empty mask) from memory we own and writes nothing back.
+        unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_rt_sigaction,
+                sig,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<u8>(),
+                8usize,
+            );
+        }
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }

@@ -5,12 +5,18 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::fd::BorrowedFd;
+
+use nix::fcntl::{splice, SpliceFFlags};
 use std::path::{Path, PathBuf};
 
 use shared::index::{self, Entry, EntryKind};
 use shared::layout::{self, Stream};
 use shared::record::create_private;
 use shared::Timestamp;
+
+/// The most one splice moves: a full pipe.
+const SPLICE_MAX: usize = 1 << 20;
 
 /// One stream's current log file.
 struct StreamLog {
@@ -28,6 +34,8 @@ pub struct Logs {
     out: StreamLog,
     err: StreamLog,
     index: index::Writer,
+    /// Entries for bytes already in the logs, not yet in the index.
+    entries: Vec<Entry>,
     max_size: Option<u64>,
     /// Bytes that could not be logged.
     pub dropped: u64,
@@ -51,9 +59,38 @@ impl Logs {
             out: open(Stream::Stdout)?,
             err: open(Stream::Stderr)?,
             index,
+            entries: Vec::new(),
             max_size: max_size.filter(|&m| m > 0),
             dropped: 0,
         })
+    }
+
+    /// Writes the index entries of everything logged so far, with one
+    /// write. Their bytes are already in the logs, so an entry always
+    /// points at bytes a reader can find.
+    pub fn commit(&mut self) {
+        if !self.entries.is_empty() {
+            let _ = self.index.append_all(&self.entries);
+            self.entries.clear();
+        }
+    }
+
+    /// Queues an entry for the index; data contiguous with the previous
+    /// entry's, on the same stream, extends it instead (runs of one
+    /// stream's output, such as bulk output, make one entry per commit).
+    fn push(&mut self, entry: Entry) {
+        if let Some(last) = self.entries.last_mut() {
+            if entry.kind == EntryKind::Data
+                && last.kind == EntryKind::Data
+                && last.stream == entry.stream
+                && last.offset + u64::from(last.len) == entry.offset
+                && u64::from(last.len) + u64::from(entry.len) <= u64::from(u32::MAX)
+            {
+                last.len += entry.len;
+                return;
+            }
+        }
+        self.entries.push(entry);
     }
 
     /// Bytes logged so far on `stream`.
@@ -64,44 +101,161 @@ impl Logs {
         }
     }
 
-    /// Logs one chunk read from `stream` at `time`.
-    pub fn write(&mut self, stream: Stream, chunk: &[u8], time: Timestamp) {
-        let (log, index) = match stream {
-            Stream::Stdout => (&mut self.out, &mut self.index),
-            Stream::Stderr => (&mut self.err, &mut self.index),
-        };
-        if let Some(max) = self.max_size {
-            if log.file_len > 0 && log.file_len + chunk.len() as u64 > max {
-                if let Ok(()) = rotate(&self.dir, log) {
-                    let _ = index.append(&Entry {
-                        time,
-                        offset: log.logged,
-                        len: 0,
-                        stream,
-                        kind: EntryKind::Rotate,
-                    });
-                }
+    /// Logs `pieces`, read in this order at `time`: each stream's bytes
+    /// with one write, then all their index entries with one write (this
+    /// is the supervisor's hot path). With `--max-log-size`, piece by piece.
+    pub fn write_all(&mut self, pieces: &[(Stream, &[u8])], time: Timestamp) {
+        if self.max_size.is_some() {
+            for (stream, bytes) in pieces {
+                self.write(*stream, bytes, time);
+            }
+            return;
+        }
+        // How many bytes of each stream made it to its log.
+        let mut landed = [0usize; 2];
+        for (k, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
+            let data: Vec<u8> = pieces
+                .iter()
+                .filter(|(s, _)| *s == stream)
+                .flat_map(|(_, b)| b.iter().copied())
+                .collect();
+            if !data.is_empty() {
+                landed[k] = write_some(&mut self.log(stream).file, &data);
             }
         }
-        let written = write_some(&mut log.file, chunk);
-        if written > 0 {
-            // The bytes are in the log before their entry is in the index.
-            let _ = index.append(&Entry {
+        let mut entries = Vec::with_capacity(pieces.len());
+        for &(stream, bytes) in pieces {
+            let k = usize::from(stream == Stream::Stderr);
+            let ok = landed[k].min(bytes.len());
+            landed[k] -= ok;
+            let log = self.log(stream);
+            if ok > 0 {
+                entries.push(Entry {
+                    time,
+                    offset: log.logged,
+                    len: ok as u32,
+                    stream,
+                    kind: EntryKind::Data,
+                });
+                log.logged += ok as u64;
+                log.file_len += ok as u64;
+            }
+            let lost = bytes.len() - ok;
+            if lost > 0 {
+                entries.push(Entry {
+                    time,
+                    offset: log.logged,
+                    len: lost as u32,
+                    stream,
+                    kind: EntryKind::Dropped,
+                });
+                self.dropped += lost as u64;
+            }
+        }
+        for e in entries {
+            self.push(e);
+        }
+    }
+
+    /// Moves what `pipe` holds straight into `stream`'s log (splice, no
+    /// copy through user space): the bulk path, for output that comes in
+    /// whole pipe pages. Returns the bytes moved (0 at the pipe's end).
+    /// Refused with `--max-log-size`, and failing on a full disk, leaving
+    /// the data in the pipe for the caller to read.
+    pub fn splice_from(
+        &mut self,
+        stream: Stream,
+        pipe: BorrowedFd<'_>,
+        time: Timestamp,
+    ) -> io::Result<usize> {
+        if self.max_size.is_some() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let log = self.log(stream);
+        let flags = SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE;
+        let n = splice(pipe, None, &log.file, None, SPLICE_MAX, flags)?;
+        if n > 0 {
+            let offset = log.logged;
+            log.logged += n as u64;
+            log.file_len += n as u64;
+            self.push(Entry {
                 time,
-                offset: log.logged,
+                offset,
+                len: n as u32,
+                stream,
+                kind: EntryKind::Data,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Logs one chunk read from `stream` at `time`. With `--max-log-size`
+    /// the chunk is split at the size, so no log file grows past it.
+    pub fn write(&mut self, stream: Stream, mut chunk: &[u8], time: Timestamp) {
+        while !chunk.is_empty() {
+            let take = match self.max_size {
+                Some(max) => {
+                    let log = self.log(stream);
+                    if log.file_len >= max && self.rotate(stream, time).is_err() {
+                        // Cannot rotate: keep everything in the current file.
+                        chunk.len()
+                    } else {
+                        let room = max - self.log(stream).file_len;
+                        chunk.len().min(room.min(usize::MAX as u64) as usize)
+                    }
+                }
+                None => chunk.len(),
+            };
+            self.append(stream, &chunk[..take], time);
+            chunk = &chunk[take..];
+        }
+    }
+
+    fn log(&mut self, stream: Stream) -> &mut StreamLog {
+        match stream {
+            Stream::Stdout => &mut self.out,
+            Stream::Stderr => &mut self.err,
+        }
+    }
+
+    /// Rotates `stream`'s log and says so in the index.
+    fn rotate(&mut self, stream: Stream, time: Timestamp) -> shared::Result<()> {
+        let dir = self.dir.clone();
+        let log = self.log(stream);
+        rotate(&dir, log)?;
+        let offset = log.logged;
+        self.entries.push(Entry {
+            time,
+            offset,
+            len: 0,
+            stream,
+            kind: EntryKind::Rotate,
+        });
+        Ok(())
+    }
+
+    /// Appends `chunk` to the current log of `stream`, and queues its entry.
+    fn append(&mut self, stream: Stream, chunk: &[u8], time: Timestamp) {
+        let log = self.log(stream);
+        let offset = log.logged;
+        let written = write_some(&mut log.file, chunk);
+        log.logged += written as u64;
+        log.file_len += written as u64;
+        if written > 0 {
+            self.push(Entry {
+                time,
+                offset,
                 len: written as u32,
                 stream,
                 kind: EntryKind::Data,
             });
-            log.logged += written as u64;
-            log.file_len += written as u64;
         }
         let lost = chunk.len() - written;
         if lost > 0 {
             self.dropped += lost as u64;
-            let _ = index.append(&Entry {
+            self.push(Entry {
                 time,
-                offset: log.logged,
+                offset: offset + written as u64,
                 len: lost as u32,
                 stream,
                 kind: EntryKind::Dropped,

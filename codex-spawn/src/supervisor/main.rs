@@ -9,6 +9,7 @@
 mod command;
 mod detach;
 mod logs;
+mod pipes;
 mod reap;
 mod relay;
 

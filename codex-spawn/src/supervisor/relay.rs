@@ -3,8 +3,7 @@
 //! every child, enforces `--timeout` and stop requests, and finally writes
 //! the exit into the record.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use shared::{host, Timestamp};
 
 use crate::command;
 use crate::logs::Logs;
+use crate::pipes::{self, Pipes};
 use crate::reap;
 
 /// How long the command's process group has between SIGTERM and SIGKILL
@@ -32,8 +32,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long what the command left running has between SIGTERM and SIGKILL
 /// once the command itself has exited.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
-/// Bytes read from a pipe at a time.
-const CHUNK: usize = 64 * 1024;
+/// Both output streams.
+const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 /// Room kept in the running record so the final one can be written in
 /// place when the disk is full.
 const RECORD_RESERVE: usize = 1024;
@@ -54,8 +54,7 @@ pub struct Supervisor {
     logs: Logs,
     signals: SignalFd,
     pid: Pid,
-    stdout: Option<File>,
-    stderr: Option<File>,
+    pipes: Pipes,
     /// Kept open so a `--stdin` command does not see end of input.
     _stdin: Option<OwnedFd>,
     /// The command's end, once seen.
@@ -83,9 +82,16 @@ impl Supervisor {
             Signal::SIGTERM,
             Signal::SIGINT,
             Signal::SIGQUIT,
+            Signal::SIGIO,
         ] {
             mask.add(sig);
         }
+        let mut raw: nix::libc::sigset_t = *mask.as_ref();
+        // Safety: sigaddset writes into the sigset we own; the number is a
+        // valid real-time signal.
+        unsafe { nix::libc::sigaddset(&mut raw, pipes::event_signal()) };
+        // Safety: `raw` was initialised from a valid SigSet above.
+        let mask = unsafe { SigSet::from_sigset_t_unchecked(raw) };
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
             .map_err(|e| other(&e))?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
@@ -124,8 +130,7 @@ impl Supervisor {
             logs,
             signals,
             pid: started.pid,
-            stdout: Some(started.stdout),
-            stderr: Some(started.stderr),
+            pipes: Pipes::new(started.stdout, started.stderr),
             _stdin: started.stdin,
             exit: None,
             children_left: true,
@@ -143,58 +148,56 @@ impl Supervisor {
     /// Relays until the command and everything it started have ended, then
     /// writes the final record. Returns when the session is over.
     pub fn run(mut self) -> shared::Result<()> {
-        let mut buf = vec![0u8; CHUNK];
         while !self.done() {
             let timeout = self.next_deadline().map_or(PollTimeout::NONE, |at| {
                 let left = at.saturating_duration_since(Instant::now());
                 // Round up, so we never wake just before a deadline.
                 PollTimeout::try_from(left + Duration::from_millis(1)).unwrap_or(PollTimeout::MAX)
             });
-            let (sig_ready, out_ready, err_ready) = {
+            let hung_up = {
+                // The pipes are polled only for their end (POLLHUP is always
+                // reported); their data is read when a write is announced.
                 let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
-                for f in [&self.stdout, &self.stderr].into_iter().flatten() {
-                    fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                let streams: Vec<Stream> = STREAMS
+                    .into_iter()
+                    .filter(|&s| self.pipes.is_open(s))
+                    .collect();
+                for &s in &streams {
+                    fds.push(PollFd::new(
+                        self.pipes.fd(s).expect("open"),
+                        PollFlags::empty(),
+                    ));
                 }
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(shared::Error::nix("polling", &self.dir, e)),
                 }
-                let ready = |i: usize| {
-                    fds.get(i)
-                        .and_then(|f| f.revents())
-                        .is_some_and(|r| !r.is_empty())
-                };
-                let out_slot = self.stdout.is_some().then_some(1);
-                let err_slot = self
-                    .stderr
-                    .is_some()
-                    .then(|| 1 + usize::from(self.stdout.is_some()));
-                (
-                    ready(0),
-                    out_slot.is_some_and(ready),
-                    err_slot.is_some_and(ready),
-                )
+                let hung: Vec<Stream> = streams
+                    .iter()
+                    .zip(&fds[1..])
+                    .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                    .map(|(&s, _)| s)
+                    .collect();
+                hung
             };
-            if out_ready {
-                self.relay(Stream::Stdout, &mut buf);
-            }
-            if err_ready {
-                self.relay(Stream::Stderr, &mut buf);
-            }
-            if sig_ready {
-                self.handle_signals();
+            self.handle_signals();
+            for stream in hung_up {
+                // Every writer is gone: what is left comes after all the
+                // announced writes just handled.
+                self.pipes.drain(stream, &mut self.logs);
             }
             self.check_deadlines();
             if self.exit.is_some() && !self.children_left {
                 // Every writer we know of is gone: take what is left in the
                 // pipes without waiting for an end of file that a stranger
                 // holding the pipe could delay forever.
-                for stream in [Stream::Stdout, Stream::Stderr] {
-                    while self.relay(stream, &mut buf) {}
+                self.handle_signals();
+                for stream in STREAMS {
+                    self.pipes.drain(stream, &mut self.logs);
                 }
-                self.stdout = None;
-                self.stderr = None;
+                self.pipes.close();
             }
+            self.pipes.flush(&mut self.logs);
         }
         self.finish()
     }
@@ -206,7 +209,10 @@ impl Supervisor {
     }
 
     fn done(&self) -> bool {
-        self.exit.is_some() && !self.children_left && self.stdout.is_none() && self.stderr.is_none()
+        self.exit.is_some()
+            && !self.children_left
+            && !self.pipes.is_open(Stream::Stdout)
+            && !self.pipes.is_open(Stream::Stderr)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -219,49 +225,40 @@ impl Supervisor {
         .min()
     }
 
-    /// Reads one chunk from `stream` into the logs. Returns whether it read
-    /// anything; closes the stream at end of file.
-    fn relay(&mut self, stream: Stream, buf: &mut [u8]) -> bool {
-        let pipe = match stream {
-            Stream::Stdout => &mut self.stdout,
-            Stream::Stderr => &mut self.stderr,
-        };
-        let Some(file) = pipe else { return false };
-        match file.read(buf) {
-            Ok(0) => {
-                *pipe = None;
-                false
-            }
-            Ok(n) => {
-                self.logs.write(stream, &buf[..n], Timestamp::now());
-                true
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                false
-            }
-            Err(_) => {
-                *pipe = None;
-                false
-            }
-        }
-    }
-
+    /// Handles every queued signal, in order: announced writes are read
+    /// as they come, so output keeps the order it was written in.
     fn handle_signals(&mut self) {
-        while let Ok(Some(info)) = self.signals.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) => {}
-                // codex-rm sends its --grace, in milliseconds, with the
-                // signal (sigqueue); a plain kill gets the default.
-                Ok(_) if info.ssi_code == nix::libc::SI_QUEUE => {
-                    self.stop(Duration::from_millis(u64::from(info.ssi_int as u32)))
+        let event = pipes::event_signal() as u32;
+        let mut infos = [SIGINFO_ZERO; 64];
+        loop {
+            let n = read_signals(&self.signals, &mut infos);
+            if n == 0 {
+                break;
+            }
+            for info in &infos[..n] {
+                if info.ssi_signo == event {
+                    if let Some(stream) = self.pipes.stream_of(info.ssi_fd) {
+                        self.pipes.on_write(stream, &mut self.logs);
+                    }
+                    continue;
                 }
-                Ok(_) => self.stop(STOP_GRACE),
-                Err(_) => {}
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => {}
+                    // The kernel's queue of write signals overflowed: read
+                    // everything; the order is as good as two pipes allow.
+                    Ok(Signal::SIGIO) => {
+                        for stream in STREAMS {
+                            self.pipes.drain(stream, &mut self.logs);
+                        }
+                    }
+                    // codex-rm sends its --grace, in milliseconds, with the
+                    // signal (sigqueue); a plain kill gets the default.
+                    Ok(_) if info.ssi_code == nix::libc::SI_QUEUE => {
+                        self.stop(Duration::from_millis(u64::from(info.ssi_int as u32)))
+                    }
+                    Ok(_) => self.stop(STOP_GRACE),
+                    Err(_) => {}
+                }
             }
         }
         // SIGCHLD coalesces: reap whatever has ended, whichever signal came.
@@ -365,5 +362,31 @@ impl Supervisor {
             },
         )
         // The lock is released when the process exits, after this.
+    }
+}
+
+/// A zeroed signalfd record, to size the buffer of [`read_signals`].
+const SIGINFO_ZERO: nix::libc::signalfd_siginfo = {
+    // Safety: signalfd_siginfo is plain integers; all zeroes is valid.
+    unsafe { std::mem::zeroed() }
+};
+
+/// Reads as many queued signals as fit in `buf` with one read; returns how
+/// many (0 when none are queued).
+fn read_signals(fd: &SignalFd, buf: &mut [nix::libc::signalfd_siginfo]) -> usize {
+    let size = std::mem::size_of::<nix::libc::signalfd_siginfo>();
+    // Safety: the kernel writes whole signalfd_siginfo records into `buf`,
+    // which we own and whose byte length we pass; they are plain integers.
+    let n = unsafe {
+        nix::libc::read(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            buf.as_mut_ptr().cast(),
+            std::mem::size_of_val(buf),
+        )
+    };
+    if n <= 0 {
+        0
+    } else {
+        n as usize / size
     }
 }

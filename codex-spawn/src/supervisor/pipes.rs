@@ -1,0 +1,221 @@
+//! The command's stdout and stderr, read in the order they were written.
+//!
+//! Two pipes alone cannot tell which of them was written first: when both
+//! hold data, `echo a; echo b >&2; echo c` could be logged as a, c, b. So:
+//!
+//! - each pipe is a packet pipe (`O_DIRECT`): every write of up to 4 KiB
+//!   stays one packet, and a read returns one packet;
+//! - each read end has `O_ASYNC` with `F_SETSIG`: the kernel queues one
+//!   real-time signal, carrying the pipe's descriptor, per write, in the
+//!   order the writes happened; the supervisor takes them from its
+//!   signalfd.
+//!
+//! For each such event the supervisor reads that pipe's packets up to the
+//! first short one (the end of that write). The order is exact for writes
+//! not a multiple of 4 KiB; a larger write is read whole at its event. If
+//! the kernel's queue of signals overflows it sends SIGIO instead, and the
+//! supervisor reads both pipes empty (order as good as two pipes allow).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+
+use shared::layout::Stream;
+use shared::Timestamp;
+
+use crate::logs::Logs;
+
+/// The size of one pipe packet (`PIPE_BUF`).
+const PACKET: usize = 4096;
+/// Bytes of one stream gathered before they are logged as one chunk.
+const BATCH: usize = 1 << 20;
+/// The pipes' capacity: 256 packets.
+const PIPE_SIZE: i32 = 1 << 20;
+
+/// `fcntl` command choosing the signal sent for `O_ASYNC` (Linux's value on
+/// every architecture; the libc crate does not name it).
+const F_SETSIG: nix::libc::c_int = 10;
+
+/// The real-time signal that announces a write on one of the pipes.
+pub fn event_signal() -> i32 {
+    nix::libc::SIGRTMIN() + 2
+}
+
+/// Creates a packet pipe for one output stream: (read end, write end).
+pub fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_DIRECT)?;
+    // Room for bursts; the kernel may refuse (pipe-max-size), which is fine.
+    let _ = fcntl(read.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    Ok((read, write))
+}
+
+/// Asks the kernel to announce each write on `read` with
+/// [`event_signal`] to this process, and makes reads non-blocking.
+pub fn announce_writes(read: &OwnedFd) -> io::Result<()> {
+    let fd = read.as_raw_fd();
+    // Safety: fcntl with F_SETOWN and F_SETSIG takes plain integers and
+    // touches no memory; `fd` is a descriptor we own.
+    unsafe {
+        if nix::libc::fcntl(fd, nix::libc::F_SETOWN, nix::unistd::getpid().as_raw()) < 0
+            || nix::libc::fcntl(fd, F_SETSIG, event_signal()) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK | OFlag::O_ASYNC))?;
+    Ok(())
+}
+
+/// The read ends of the command's output pipes.
+pub struct Pipes {
+    out: Option<File>,
+    err: Option<File>,
+    /// Bytes read and not yet logged, in the order read.
+    batch: Vec<u8>,
+    /// The pieces of `batch`: (stream, end offset in `batch`).
+    pieces: Vec<(Stream, usize)>,
+}
+
+impl Pipes {
+    /// Wraps the two read ends (already set up with [`announce_writes`]).
+    pub fn new(out: OwnedFd, err: OwnedFd) -> Pipes {
+        Pipes {
+            out: Some(File::from(out)),
+            err: Some(File::from(err)),
+            batch: Vec::with_capacity(64 * 1024),
+            pieces: Vec::new(),
+        }
+    }
+
+    fn pipe(&mut self, stream: Stream) -> &mut Option<File> {
+        match stream {
+            Stream::Stdout => &mut self.out,
+            Stream::Stderr => &mut self.err,
+        }
+    }
+
+    /// Whether `stream`'s pipe is still open.
+    pub fn is_open(&self, stream: Stream) -> bool {
+        match stream {
+            Stream::Stdout => self.out.is_some(),
+            Stream::Stderr => self.err.is_some(),
+        }
+    }
+
+    /// The descriptor of `stream`'s pipe, while open (for poll).
+    pub fn fd(&self, stream: Stream) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match stream {
+            Stream::Stdout => self.out.as_ref().map(AsFd::as_fd),
+            Stream::Stderr => self.err.as_ref().map(AsFd::as_fd),
+        }
+    }
+
+    /// Which stream a signal's descriptor belongs to.
+    pub fn stream_of(&self, fd: RawFd) -> Option<Stream> {
+        [Stream::Stdout, Stream::Stderr]
+            .into_iter()
+            .find(|&s| self.fd(s).is_some_and(|f| f.as_raw_fd() == fd))
+    }
+
+    /// Takes in one announced write on `stream`: its packets, up to the
+    /// first short one.
+    pub fn on_write(&mut self, stream: Stream, logs: &mut Logs) {
+        self.read(stream, logs, true);
+    }
+
+    /// Reads `stream`'s pipe until it is empty (or at its end, closing it).
+    pub fn drain(&mut self, stream: Stream, logs: &mut Logs) {
+        self.read(stream, logs, false);
+    }
+
+    fn read(&mut self, stream: Stream, logs: &mut Logs, one_write: bool) {
+        let mut packet = [0u8; PACKET];
+        loop {
+            let Some(file) = self.pipe(stream).as_mut() else {
+                return;
+            };
+            match file.read(&mut packet) {
+                Ok(0) => {
+                    *self.pipe(stream) = None;
+                    return;
+                }
+                Ok(n) => {
+                    self.batch.extend_from_slice(&packet[..n]);
+                    match self.pieces.last_mut() {
+                        // Consecutive reads of one stream make one piece.
+                        Some((s, end)) if *s == stream => *end = self.batch.len(),
+                        _ => self.pieces.push((stream, self.batch.len())),
+                    }
+                    if self.batch.len() >= BATCH {
+                        self.log_batch(logs);
+                    }
+                    if one_write && n < PACKET {
+                        return;
+                    }
+                    if one_write && self.splice_rest(stream, logs) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    *self.pipe(stream) = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A full packet means bulk output: order at this scale is moot, so
+    /// move whatever the pipe holds straight to the log. Returns false
+    /// when splicing is not possible and the caller should read instead.
+    fn splice_rest(&mut self, stream: Stream, logs: &mut Logs) -> bool {
+        // What was read before goes first.
+        self.log_batch(logs);
+        let Some(file) = self.pipe(stream).as_ref() else {
+            return true;
+        };
+        match logs.splice_from(stream, file.as_fd(), Timestamp::now()) {
+            Ok(0) => {
+                *self.pipe(stream) = None;
+                true
+            }
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Stops reading both pipes.
+    pub fn close(&mut self) {
+        self.out = None;
+        self.err = None;
+    }
+
+    /// Logs what has been read and not yet logged.
+    pub fn flush(&mut self, logs: &mut Logs) {
+        self.log_batch(logs);
+        logs.commit();
+    }
+
+    fn log_batch(&mut self, logs: &mut Logs) {
+        if self.pieces.is_empty() {
+            return;
+        }
+        let mut start = 0;
+        let pieces: Vec<(Stream, &[u8])> = self
+            .pieces
+            .iter()
+            .map(|&(stream, end)| {
+                let piece = (stream, &self.batch[start..end]);
+                start = end;
+                piece
+            })
+            .collect();
+        logs.write_all(&pieces, Timestamp::now());
+        self.batch.clear();
+        self.pieces.clear();
+    }
+}

@@ -1,0 +1,109 @@
+//! The command line of codex-tail.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Print the end of sessions' output, and follow it.
+///
+/// stdout lines go to stdout and stderr lines to stderr, merged in the order
+/// they arrived. With several sessions each line is prefixed with its id.
+#[derive(Debug, Parser)]
+#[command(
+    name = "codex-tail",
+    version,
+    after_help = "Exit status: 0 printed; 1 failure; 2 usage error. With -f: the session's exit code (128+N when signal N killed it; the first non-zero of several), 125 when codex-tail fails or the session is lost or failed."
+)]
+pub struct Cli {
+    /// Sessions: ids, unique id prefixes, or row numbers [default: the newest].
+    #[arg(value_name = "SELECTOR")]
+    pub selectors: Vec<String>,
+
+    /// The session root [default: $CODEX_BACKGROUND_DIR, else $CODEX_HOME/background, else ~/.codex/background].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Lines to print: N (the last N), +N (from line N on) or all.
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value = "10", value_parser = Lines::parse)]
+    pub lines: Lines,
+
+    /// Print the last N bytes instead of lines.
+    #[arg(
+        short = 'c',
+        long = "bytes",
+        value_name = "N",
+        conflicts_with = "lines"
+    )]
+    pub bytes: Option<u64>,
+
+    /// Keep printing new output until the session ends, then exit with its exit code.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Which output to print.
+    #[arg(long, value_enum, default_value_t = Which::All)]
+    pub stream: Which,
+
+    /// Prefix each line with the time it was read (RFC 3339, UTC, milliseconds).
+    #[arg(short, long)]
+    pub timestamps: bool,
+
+    /// Only lines read at or after T (RFC 3339, or a duration ago such as 10m).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+
+    /// Only lines read at or before T (RFC 3339, or a duration ago such as 10m).
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+
+    /// Print one JSON object per line: {"id","stream","time","line"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `-n`: which lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// The last N lines.
+    Last(usize),
+    /// From line N (1-based) on; `all` is `From(1)`.
+    From(usize),
+}
+
+impl Lines {
+    fn parse(s: &str) -> Result<Lines, String> {
+        let bad = || format!("invalid line count {s:?}: expected N, +N or all");
+        if s == "all" {
+            return Ok(Lines::From(1));
+        }
+        if let Some(n) = s.strip_prefix('+') {
+            return n
+                .parse()
+                .map(|n: usize| Lines::From(n.max(1)))
+                .map_err(|_| bad());
+        }
+        s.parse().map(Lines::Last).map_err(|_| bad())
+    }
+}
+
+/// `--stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Which {
+    /// stdout only.
+    Out,
+    /// stderr only.
+    Err,
+    /// Both, merged in arrival order.
+    All,
+}
+
+impl Which {
+    /// Whether lines of `stream` are printed.
+    pub fn wants(self, stream: shared::layout::Stream) -> bool {
+        use shared::layout::Stream;
+        matches!(
+            (self, stream),
+            (Which::All, _) | (Which::Out, Stream::Stdout) | (Which::Err, Stream::Stderr)
+        )
+    }
+}

@@ -1,0 +1,117 @@
+//! `--follow`: wait for new output with inotify on the session directories
+//! (the record is replaced by rename, so the directory is watched, not the
+//! file), print it as it comes, and end when every session has ended.
+//!
+//! A session has ended when its record says so or its lock is released
+//! (a supervisor killed with -9 counts); its logs are drained after that,
+//! since the supervisor writes all output before it lets go of the lock.
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+use shared::{Session, Status};
+
+use crate::output::Printer;
+use crate::source::{Source, Window};
+
+/// A safety net against a missed event (such as a session on a network
+/// filesystem): look again this often even when nothing is reported.
+const IDLE_WAKE: u16 = 5000;
+/// How often to look where inotify is refused.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Follows `sources` until all have ended; returns the exit status: the
+/// first non-zero exit code among them, else 0; 125 for a session that is
+/// lost, failed or gone.
+pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyhow::Result<i32> {
+    let inotify = watch(sources);
+    let mut codes: Vec<Option<i32>> = vec![None; sources.len()];
+    loop {
+        for (nth, source) in sources.iter_mut().enumerate() {
+            if codes[nth].is_some() {
+                continue;
+            }
+            let id = source.id.to_string();
+            source.advance(w, &mut |line| {
+                let _ = printer.line(&id, nth, &line);
+            })?;
+            let session = Session::load(source.id.clone(), source.dir.clone());
+            if !session.status.is_over() {
+                continue;
+            }
+            // Over: whatever it wrote is in the logs now; take the rest.
+            source.advance(w, &mut |line| {
+                let _ = printer.line(&id, nth, &line);
+            })?;
+            for line in source.take_pending() {
+                printer.line(&id, nth, &line)?;
+            }
+            codes[nth] = Some(exit_code(&session));
+        }
+        printer.flush()?;
+        if codes.iter().all(Option::is_some) {
+            let codes: Vec<i32> = codes.into_iter().flatten().collect();
+            return Ok(codes.iter().copied().find(|&c| c != 0).unwrap_or(0));
+        }
+        match &inotify {
+            Some(inotify) => {
+                let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(IDLE_WAKE));
+                // Drain the events; which ones came does not matter.
+                while let Ok(events) = inotify.read_events() {
+                    if events.is_empty() {
+                        break;
+                    }
+                }
+            }
+            None => std::thread::sleep(POLL_INTERVAL),
+        }
+    }
+}
+
+/// One inotify instance watching every session directory, or `None` when
+/// inotify refuses (limits reached): then we poll slowly instead.
+fn watch(sources: &[Source]) -> Option<Inotify> {
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+    let mask = AddWatchFlags::IN_MODIFY
+        | AddWatchFlags::IN_CLOSE_WRITE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF;
+    for s in sources {
+        inotify.add_watch(&s.dir, mask).ok()?;
+    }
+    Some(inotify)
+}
+
+/// The exit status a follow ends with for `session`, saying why on stderr
+/// when the session did not simply exit.
+fn exit_code(session: &Session) -> i32 {
+    let record = session.record.as_ref().ok();
+    match session.status {
+        Status::Exited => record.and_then(|r| r.exit_code).unwrap_or(125),
+        Status::Lost => {
+            eprintln!("codex-tail: {} is lost: its supervisor is gone", session.id);
+            125
+        }
+        Status::Failed => {
+            let why = record
+                .and_then(|r| r.error.clone())
+                .unwrap_or_else(|| "it never ran".into());
+            eprintln!("codex-tail: {} failed: {why}", session.id);
+            125
+        }
+        _ => {
+            match &session.record {
+                Err(e) if e.is_not_found() => eprintln!("codex-tail: {} was removed", session.id),
+                Err(e) => eprintln!("codex-tail: {}: {e}", session.id),
+                Ok(_) => eprintln!("codex-tail: {} is {}", session.id, session.status),
+            }
+            125
+        }
+    }
+}

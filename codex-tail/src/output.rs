@@ -1,0 +1,154 @@
+//! Printing lines: stdout lines to stdout and stderr lines to stderr (each
+//! flushed before the other is written, so `2>&1` keeps the order), or
+//! everything as JSON lines on stdout; with an `ID | ` prefix when several
+//! sessions are shown, and the read time with `--timestamps`.
+
+use std::io::{self, Write};
+
+use shared::layout::Stream;
+
+use crate::source::Line;
+
+/// Colours for session prefixes on a terminal, in turn.
+const COLOURS: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
+
+/// How lines are printed.
+pub struct Printer {
+    /// One JSON object per line instead of the raw bytes.
+    pub json: bool,
+    /// Prefix the read time.
+    pub timestamps: bool,
+    /// Prefix the session id (several sessions).
+    pub prefix: bool,
+    /// Colour the prefix.
+    pub colour: bool,
+    out: io::BufWriter<io::Stdout>,
+    err: io::BufWriter<io::Stderr>,
+    last: Option<Stream>,
+}
+
+impl Printer {
+    /// A printer with the given choices.
+    pub fn new(json: bool, timestamps: bool, prefix: bool, colour: bool) -> Printer {
+        Printer {
+            json,
+            timestamps,
+            prefix,
+            colour,
+            out: io::BufWriter::with_capacity(64 * 1024, io::stdout()),
+            err: io::BufWriter::with_capacity(64 * 1024, io::stderr()),
+            last: None,
+        }
+    }
+
+    /// Prints one line of session `id` (the `nth` session shown).
+    pub fn line(&mut self, id: &str, nth: usize, line: &Line) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(line.text.len() + 64);
+        if self.json {
+            buf.extend_from_slice(b"{\"id\":");
+            json_string(&mut buf, id.as_bytes());
+            buf.extend_from_slice(b",\"stream\":\"");
+            buf.extend_from_slice(line.stream.as_str().as_bytes());
+            buf.extend_from_slice(b"\",\"time\":");
+            match line.time {
+                Some(t) => json_string(&mut buf, t.to_rfc3339_millis().as_bytes()),
+                None => buf.extend_from_slice(b"null"),
+            }
+            buf.extend_from_slice(b",\"line\":");
+            json_string(&mut buf, &line.text);
+            buf.extend_from_slice(b"}\n");
+            return self.write(Stream::Stdout, &buf);
+        }
+        if self.prefix {
+            if self.colour {
+                let c = COLOURS[nth % COLOURS.len()];
+                buf.extend_from_slice(format!("\x1b[{c}m{id}\x1b[39m | ").as_bytes());
+            } else {
+                buf.extend_from_slice(format!("{id} | ").as_bytes());
+            }
+        }
+        if self.timestamps {
+            let t = line
+                .time
+                .map_or_else(|| "-".to_string(), |t| t.to_rfc3339_millis());
+            buf.extend_from_slice(t.as_bytes());
+            buf.push(b' ');
+        }
+        buf.extend_from_slice(&line.text);
+        buf.push(b'\n');
+        self.write(line.stream, &buf)
+    }
+
+    /// Prints raw bytes of `stream` (`-c`).
+    pub fn raw(&mut self, stream: Stream, bytes: &[u8]) -> io::Result<()> {
+        self.write(stream, bytes)
+    }
+
+    fn write(&mut self, stream: Stream, bytes: &[u8]) -> io::Result<()> {
+        if self.last.is_some_and(|l| l != stream) {
+            self.flush()?;
+        }
+        self.last = Some(stream);
+        match stream {
+            Stream::Stdout => self.out.write_all(bytes),
+            Stream::Stderr => self.err.write_all(bytes),
+        }
+    }
+
+    /// Flushes both streams.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.err.flush()
+    }
+}
+
+/// Appends `bytes` as a JSON string. Bytes that are not UTF-8 are kept
+/// losslessly as the escapes `\udc80`..`\udcff` (one per byte, as Python's
+/// `surrogateescape` does), which no valid UTF-8 text can produce.
+pub fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.push(b'"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => buf.extend_from_slice(b"\\\""),
+                '\\' => buf.extend_from_slice(b"\\\\"),
+                '\n' => buf.extend_from_slice(b"\\n"),
+                '\r' => buf.extend_from_slice(b"\\r"),
+                '\t' => buf.extend_from_slice(b"\\t"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                    buf.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+                }
+                c => {
+                    let mut tmp = [0u8; 4];
+                    buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                }
+            }
+        }
+        for &b in chunk.invalid() {
+            buf.extend_from_slice(format!("\\udc{b:02x}").as_bytes());
+        }
+    }
+    buf.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn js(b: &[u8]) -> String {
+        let mut v = Vec::new();
+        json_string(&mut v, b);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn escapes_like_json_and_keeps_bad_bytes() {
+        assert_eq!(js(b"a\"b\\c\td\r"), r#""a\"b\\c\td\r""#);
+        assert_eq!(js("héllo".as_bytes()), "\"héllo\"");
+        assert_eq!(js(b"\x1b[1m"), r#""\u001b[1m""#);
+        assert_eq!(js(b"ok\xff\xfe!"), r#""ok\udcff\udcfe!""#);
+        // What the escapes decode to is valid JSON for a standard parser.
+        let v: serde_json::Value = serde_json::from_str(&js(b"x\x01y")).unwrap();
+        assert_eq!(v, "x\u{1}y");
+    }
+}

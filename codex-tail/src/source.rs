@@ -1,0 +1,338 @@
+//! One session's output as lines, in the order they arrived.
+//!
+//! A line belongs to the index entry holding its end (its newline, or the
+//! end of the stream); lines are ordered and timed by that entry. The last
+//! N lines are found by walking the index backward from its end, reading
+//! only the chunks that hold them, so the cost does not grow with the log.
+//! Later output is taken in by walking forward from where the walk stopped.
+
+use std::io;
+use std::path::PathBuf;
+
+use shared::index::{EntryKind, Reader};
+use shared::layout::{self, Stream};
+use shared::logs::StreamLog;
+use shared::{SessionId, Timestamp};
+
+use crate::cli::Which;
+
+/// One line of output, without its newline.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// Its stream.
+    pub stream: Stream,
+    /// Its bytes, untouched, without the final `\n`.
+    pub text: Vec<u8>,
+    /// When the supervisor read its end (unknown without an index).
+    pub time: Option<Timestamp>,
+}
+
+/// Which lines are wanted.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// The streams.
+    pub which: Which,
+    /// Only lines read at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only lines read at or before this time.
+    pub until: Option<Timestamp>,
+}
+
+impl Window {
+    fn admits(&self, time: Timestamp) -> bool {
+        self.since.is_none_or(|s| time >= s) && self.until.is_none_or(|u| time <= u)
+    }
+}
+
+const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
+
+fn slot(stream: Stream) -> usize {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
+}
+
+/// The end of a line found by the backward walk.
+struct End {
+    stream: Stream,
+    /// Stream offset of its `\n`, or of the end of the stream.
+    at: u64,
+    newline: bool,
+    time: Timestamp,
+}
+
+/// A session whose output is being read.
+pub struct Source {
+    /// The session id.
+    pub id: SessionId,
+    /// The session directory.
+    pub dir: PathBuf,
+    index: Option<Reader>,
+    logs: [StreamLog; 2],
+    /// The next index entry to take in.
+    pos: usize,
+    /// The start of a line whose end has not arrived yet, per stream.
+    pending: [Vec<u8>; 2],
+}
+
+impl Source {
+    /// Opens the output of session `id` in `dir`.
+    pub fn open(id: SessionId, dir: PathBuf) -> shared::Result<Source> {
+        let index = match Reader::open(&dir.join(layout::INDEX)) {
+            Ok(ix) => Some(ix),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        let logs = [
+            StreamLog::open(&dir, Stream::Stdout, index.as_ref())?,
+            StreamLog::open(&dir, Stream::Stderr, index.as_ref())?,
+        ];
+        Ok(Source {
+            id,
+            dir,
+            index,
+            logs,
+            pos: 0,
+            pending: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// The last `n` lines in `w`, oldest first. With `follow`, a last line
+    /// still missing its newline is kept back until it is complete.
+    pub fn last_lines(&mut self, n: usize, w: &Window, follow: bool) -> io::Result<Vec<Line>> {
+        let Some(ix) = &self.index else {
+            return self.without_index(Some(n), w);
+        };
+        let hi = match w.until {
+            Some(u) => (0..ix.len())
+                .rev()
+                .find(|&i| ix.get(i).is_some_and(|e| e.time <= u))
+                .map_or(0, |i| i + 1),
+            None => ix.len(),
+        };
+        let mut ends: Vec<End> = Vec::new();
+        // Per stream: where its output ends at `hi`, once seen.
+        let mut stream_end: [Option<u64>; 2] = [None, None];
+        let mut i = hi;
+        while i > 0 && ends.len() < n {
+            i -= 1;
+            let Some(e) = ix.get(i) else { continue };
+            if e.kind != EntryKind::Data || !w.which.wants(e.stream) {
+                continue;
+            }
+            if w.since.is_some_and(|s| e.time < s) {
+                break;
+            }
+            let k = slot(e.stream);
+            let chunk = self.logs[k].read_range(e.offset, e.offset + u64::from(e.len))?;
+            let Some(&last) = chunk.last() else { continue };
+            if stream_end[k].is_none() {
+                stream_end[k] = Some(e.offset + chunk.len() as u64);
+                if last != b'\n' && !follow {
+                    ends.push(End {
+                        stream: e.stream,
+                        at: e.offset + chunk.len() as u64,
+                        newline: false,
+                        time: e.time,
+                    });
+                }
+            }
+            for p in chunk
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, &b)| b == b'\n')
+                .map(|(p, _)| p)
+            {
+                if ends.len() >= n {
+                    break;
+                }
+                ends.push(End {
+                    stream: e.stream,
+                    at: e.offset + p as u64,
+                    newline: true,
+                    time: e.time,
+                });
+            }
+        }
+        ends.reverse();
+
+        let mut lines = Vec::with_capacity(ends.len());
+        let mut next_start: [Option<u64>; 2] = [None, None];
+        for end in &ends {
+            let k = slot(end.stream);
+            let start = match next_start[k] {
+                Some(s) => s,
+                None => self.logs[k].line_start(end.at)?,
+            };
+            next_start[k] = Some(end.at + u64::from(end.newline));
+            lines.push(Line {
+                stream: end.stream,
+                text: self.logs[k].read_range(start, end.at)?,
+                time: Some(end.time),
+            });
+        }
+        self.pos = hi;
+        if follow {
+            self.keep_partial_lines(hi, stream_end, w)?;
+        }
+        Ok(lines)
+    }
+
+    /// Every line in `w` from line `first` (1-based) on. With `follow`, a
+    /// last line missing its newline is kept back.
+    pub fn lines_from(&mut self, first: usize, w: &Window, follow: bool) -> io::Result<Vec<Line>> {
+        if self.index.is_none() {
+            let mut all = self.without_index(None, w)?;
+            all.drain(..first.saturating_sub(1).min(all.len()));
+            return Ok(all);
+        }
+        let mut lines = Vec::new();
+        self.advance(w, &mut |l| lines.push(l))?;
+        if !follow {
+            lines.extend(self.take_pending());
+        }
+        lines.drain(..first.saturating_sub(1).min(lines.len()));
+        Ok(lines)
+    }
+
+    /// The last `n` bytes in `w`, in arrival order, as (stream, bytes) pieces.
+    pub fn last_bytes(&mut self, n: u64, w: &Window) -> io::Result<Vec<(Stream, Vec<u8>)>> {
+        let mut pieces = Vec::new();
+        let mut left = n;
+        if let Some(ix) = &self.index {
+            let mut i = ix.len();
+            while i > 0 && left > 0 {
+                i -= 1;
+                let Some(e) = ix.get(i) else { continue };
+                if e.kind != EntryKind::Data || !w.which.wants(e.stream) || !w.admits(e.time) {
+                    continue;
+                }
+                let len = u64::from(e.len).min(left);
+                let end = e.offset + u64::from(e.len);
+                let bytes = self.logs[slot(e.stream)].read_range(end - len, end)?;
+                left -= bytes.len() as u64;
+                pieces.push((e.stream, bytes));
+            }
+            self.pos = ix.len();
+        } else {
+            for stream in STREAMS.into_iter().rev().filter(|&s| w.which.wants(s)) {
+                let log = &self.logs[slot(stream)];
+                let end = log.end();
+                let start = end.saturating_sub(left).max(log.first());
+                let bytes = log.read_range(start, end)?;
+                left -= bytes.len() as u64;
+                pieces.push((stream, bytes));
+            }
+        }
+        pieces.reverse();
+        Ok(pieces)
+    }
+
+    /// Takes in what the index gained since the last look, handing each
+    /// completed line in `w` to `emit`.
+    pub fn advance(&mut self, w: &Window, emit: &mut dyn FnMut(Line)) -> io::Result<()> {
+        let Some(ix) = &mut self.index else {
+            return Ok(());
+        };
+        let count = ix.refresh().map_err(io::Error::other)?;
+        for i in self.pos..count {
+            let Some(e) = ix.get(i) else { continue };
+            let k = slot(e.stream);
+            match e.kind {
+                EntryKind::Rotate => self.logs[k].rotated(e.offset).map_err(io::Error::other)?,
+                EntryKind::Dropped => {}
+                EntryKind::Data if !w.which.wants(e.stream) => {}
+                EntryKind::Data => {
+                    let chunk = self.logs[k].read_range(e.offset, e.offset + u64::from(e.len))?;
+                    let pending = &mut self.pending[k];
+                    let mut rest = &chunk[..];
+                    while let Some(p) = rest.iter().position(|&b| b == b'\n') {
+                        pending.extend_from_slice(&rest[..p]);
+                        let text = std::mem::take(pending);
+                        if w.admits(e.time) {
+                            emit(Line {
+                                stream: e.stream,
+                                text,
+                                time: Some(e.time),
+                            });
+                        }
+                        rest = &rest[p + 1..];
+                    }
+                    pending.extend_from_slice(rest);
+                }
+            }
+        }
+        self.pos = count;
+        Ok(())
+    }
+
+    /// The lines still missing their newline, once the session is over.
+    pub fn take_pending(&mut self) -> Vec<Line> {
+        let time = self
+            .index
+            .as_ref()
+            .and_then(|ix| ix.len().checked_sub(1).and_then(|i| ix.get(i)))
+            .map(|e| e.time);
+        let pending = &mut self.pending;
+        STREAMS
+            .into_iter()
+            .filter_map(|s| {
+                let text = std::mem::take(&mut pending[slot(s)]);
+                (!text.is_empty()).then_some(Line {
+                    stream: s,
+                    text,
+                    time,
+                })
+            })
+            .collect()
+    }
+
+    /// Before following from entry `hi`: the start of each stream's
+    /// unfinished last line, so that it is printed whole once it ends.
+    fn keep_partial_lines(
+        &mut self,
+        hi: usize,
+        mut stream_end: [Option<u64>; 2],
+        w: &Window,
+    ) -> io::Result<()> {
+        let Some(ix) = &self.index else { return Ok(()) };
+        for stream in STREAMS.into_iter().filter(|&s| w.which.wants(s)) {
+            let k = slot(stream);
+            if stream_end[k].is_none() && self.logs[k].end() > 0 {
+                stream_end[k] = (0..hi)
+                    .rev()
+                    .filter_map(|i| ix.get(i))
+                    .find(|e| e.stream == stream && e.kind == EntryKind::Data)
+                    .map(|e| e.offset + u64::from(e.len));
+            }
+            let Some(end) = stream_end[k] else { continue };
+            let start = self.logs[k].line_start(end)?;
+            self.pending[k] = self.logs[k].read_range(start, end)?;
+        }
+        Ok(())
+    }
+
+    /// Lines of a session without an index (it failed before logging):
+    /// each wanted stream in turn, the last `n` of each when given.
+    fn without_index(&self, n: Option<usize>, w: &Window) -> io::Result<Vec<Line>> {
+        let mut lines = Vec::new();
+        for stream in STREAMS.into_iter().filter(|&s| w.which.wants(s)) {
+            let log = &self.logs[slot(stream)];
+            let bytes = log.read_range(log.first(), log.end())?;
+            let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            if body.is_empty() && bytes.is_empty() {
+                continue;
+            }
+            let all: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+            let skip = n.map_or(0, |n| all.len().saturating_sub(n));
+            lines.extend(all[skip..].iter().map(|t| Line {
+                stream,
+                text: t.to_vec(),
+                time: None,
+            }));
+        }
+        Ok(lines)
+    }
+}

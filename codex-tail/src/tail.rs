@@ -1,0 +1,82 @@
+//! What codex-tail does: pick the sessions, print their ends, follow them.
+
+use std::io::{self, IsTerminal};
+
+use anyhow::{anyhow, bail, Context};
+
+use shared::{Access, Root, Selector, Timestamp};
+
+use crate::cli::{Cli, Lines};
+use crate::follow::follow;
+use crate::output::Printer;
+use crate::source::{Source, Window};
+
+/// Runs codex-tail; returns the exit status.
+pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+    let window = Window {
+        which: cli.stream,
+        since: cli.since.as_deref().map(parse_time).transpose()?,
+        until: cli.until.as_deref().map(parse_time).transpose()?,
+    };
+    let path =
+        shared::root::resolve_path(cli.root.as_deref()).context("finding the session root")?;
+    let root = Root::open(&path, Access::Read).context("opening the session root")?;
+    let mut ids = Vec::new();
+    if cli.selectors.is_empty() {
+        let newest = root.list()?.into_iter().next();
+        ids.push(
+            newest
+                .ok_or_else(|| anyhow!("no sessions in {}", path.display()))?
+                .id,
+        );
+    }
+    for s in &cli.selectors {
+        let id = root.resolve(&Selector::parse(s, true)?)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut sources = ids
+        .into_iter()
+        .map(|id| {
+            let dir = root.session_dir(&id);
+            Source::open(id.clone(), dir).with_context(|| format!("opening the output of {id}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let colour =
+        io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut printer = Printer::new(cli.json, cli.timestamps, sources.len() > 1, colour);
+    for (nth, source) in sources.iter_mut().enumerate() {
+        let id = source.id.to_string();
+        if let Some(n) = cli.bytes {
+            for (stream, bytes) in source.last_bytes(n, &window)? {
+                printer.raw(stream, &bytes)?;
+            }
+            continue;
+        }
+        let lines = match cli.lines {
+            Lines::Last(n) => source.last_lines(n, &window, cli.follow)?,
+            Lines::From(first) => source.lines_from(first, &window, cli.follow)?,
+        };
+        for line in &lines {
+            printer.line(&id, nth, line)?;
+        }
+    }
+    printer.flush()?;
+    if cli.follow {
+        return follow(&mut sources, &mut printer, &window);
+    }
+    Ok(0)
+}
+
+/// `--since`/`--until`: an RFC 3339 time, or a duration ago (`10m`).
+fn parse_time(s: &str) -> anyhow::Result<Timestamp> {
+    if let Ok(t) = Timestamp::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    match shared::units::parse_duration(s) {
+        Ok(d) => Ok(Timestamp::now().minus(d)),
+        Err(_) => bail!("invalid time {s:?}: expected RFC 3339 (2026-11-23T20:00:00Z) or a duration ago (90s, 10m, 2h)"),
+    }
+}
