@@ -3,5 +3,8 @@
 //! started. Build first: `cargo build --workspace && cargo test -p codex-tests`.
 
 mod exec;
+mod ps;
+mod rm;
 mod spawn;
+mod tail;
 mod util;

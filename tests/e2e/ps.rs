@@ -1,0 +1,4 @@
+//! End-to-end tests of codex-ps.
+
+#[allow(unused_imports)]
+use crate::util::*;

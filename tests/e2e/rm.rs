@@ -1,0 +1,4 @@
+//! End-to-end tests of codex-rm.
+
+#[allow(unused_imports)]
+use crate::util::*;
