@@ -31,6 +31,8 @@ use crate::logs::Logs;
 const PACKET: usize = 4096;
 /// Bytes of one stream gathered before they are logged as one chunk.
 const BATCH: usize = 1 << 20;
+/// Batch memory kept between bursts.
+const KEEP: usize = 64 * 1024;
 /// The pipes' capacity: 256 packets.
 const PIPE_SIZE: i32 = 1 << 20;
 
@@ -84,7 +86,7 @@ impl Pipes {
         Pipes {
             out: Some(File::from(out)),
             err: Some(File::from(err)),
-            batch: Vec::with_capacity(64 * 1024),
+            batch: Vec::with_capacity(KEEP),
             pieces: Vec::new(),
         }
     }
@@ -217,5 +219,9 @@ impl Pipes {
         logs.write_all(&pieces, Timestamp::now());
         self.batch.clear();
         self.pieces.clear();
+        // After a burst, give the memory back: an idle session stays small.
+        if self.batch.capacity() > 4 * KEEP {
+            self.batch.shrink_to(KEEP);
+        }
     }
 }
