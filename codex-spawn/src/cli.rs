@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
     name = "codex-spawn",
     version,
     disable_help_subcommand = true,
-    override_usage = "codex-spawn [OPTIONS] exec PROMPT [CODEX_ARGS]...\n       codex-spawn [OPTIONS] -- COMMAND [ARGS]...",
+    override_usage = "codex-spawn [OPTIONS] exec PROMPT [CODEX_ARGS]...\n       codex-spawn [OPTIONS] repl [PROMPT] [CODEX_ARGS]...\n       codex-spawn [OPTIONS] -- COMMAND [ARGS]...",
     after_help = "Exit status: 0 started; 2 usage error; 125 codex-spawn failed; 126 the command is not executable; 127 the command was not found."
 )]
 pub struct Cli {
@@ -53,6 +53,14 @@ pub struct Options {
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub labels: Vec<(String, String)>,
 
+    /// Run the command in a pseudo-terminal (for interactive and full-screen programs).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// The terminal's initial size with --tty or repl, as COLSxROWS.
+    #[arg(long, value_name = "COLSxROWS", value_parser = parse_size_spec, default_value = "80x24")]
+    pub size: (u16, u16),
+
     /// Keep the command's stdin open for input through codex-attach (not with exec).
     #[arg(short = 'i', long)]
     pub stdin: bool,
@@ -86,6 +94,14 @@ pub enum Mode {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         codex_args: Vec<String>,
     },
+    /// Run the interactive codex (`codex CODEX_ARGS PROMPT`) in a pseudo-terminal.
+    Repl {
+        /// The first prompt, if any.
+        prompt: Option<String>,
+        /// More arguments for codex, such as `-m MODEL`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        codex_args: Vec<String>,
+    },
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -101,4 +117,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn parse_size(s: &str) -> Result<u64, String> {
     shared::units::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn parse_size_spec(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("invalid size {s:?}: expected COLSxROWS, such as 120x40");
+    let (c, r) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let c: u16 = c.parse().map_err(|_| bad())?;
+    let r: u16 = r.parse().map_err(|_| bad())?;
+    if c == 0 || r == 0 {
+        return Err(bad());
+    }
+    Ok((c, r))
 }

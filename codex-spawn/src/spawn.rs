@@ -45,6 +45,7 @@ struct Request {
     kind: Kind,
     argv: Vec<String>,
     prompt: Option<Vec<u8>>,
+    tty: bool,
 }
 
 /// Runs codex-spawn.
@@ -69,8 +70,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         argv: request.argv.clone(),
         cwd: cwd.clone(),
         prompt: request.prompt.as_deref().map(preview),
-        tty: false,
-        stdin: o.stdin,
+        tty: request.tty,
+        size: request.tty.then_some([o.size.0, o.size.1]),
+        stdin: o.stdin || request.tty,
         labels: o.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         env: o.env.iter().map(|(k, _)| k.clone()).collect(),
         timeout_ms: o
@@ -131,7 +133,19 @@ fn request(cli: &Cli) -> Result<Request, Failure> {
             kind: Kind::Cmd,
             argv: cli.command.clone(),
             prompt: None,
+            tty: cli.options.tty,
         }),
+        (Some(Mode::Repl { prompt, codex_args }), _) => {
+            let mut argv = vec![codex_bin(cli.options.codex_bin.as_deref())?];
+            argv.extend(codex_args.iter().cloned());
+            argv.extend(prompt.iter().cloned());
+            Ok(Request {
+                kind: Kind::Repl,
+                argv,
+                prompt: prompt.as_ref().map(|p| p.clone().into_bytes()),
+                tty: true,
+            })
+        }
         (Some(Mode::Exec { prompt, codex_args }), _) => {
             if cli.options.stdin {
                 usage_error("--stdin cannot be used with exec: its stdin is the prompt");
@@ -150,10 +164,14 @@ fn request(cli: &Cli) -> Result<Request, Failure> {
             argv.extend(["exec".into(), "--json".into()]);
             argv.extend(codex_args.iter().cloned());
             argv.push("-".into());
+            if cli.options.tty {
+                usage_error("--tty cannot be used with exec: its output is a JSON stream");
+            }
             Ok(Request {
                 kind: Kind::Exec,
                 argv,
                 prompt: Some(prompt),
+                tty: false,
             })
         }
     }

@@ -97,13 +97,12 @@ pub enum Which {
     All,
 }
 
-impl Which {
-    /// Whether lines of `stream` are printed.
-    pub fn wants(self, stream: shared::layout::Stream) -> bool {
-        use shared::layout::Stream;
-        matches!(
-            (self, stream),
-            (Which::All, _) | (Which::Out, Stream::Stdout) | (Which::Err, Stream::Stderr)
-        )
+impl From<Which> for shared::output::Which {
+    fn from(w: Which) -> Self {
+        match w {
+            Which::Out => shared::output::Which::Out,
+            Which::Err => shared::output::Which::Err,
+            Which::All => shared::output::Which::All,
+        }
     }
 }

@@ -15,7 +15,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use shared::{Session, Status};
 
 use crate::output::Printer;
-use crate::source::{Source, Window};
+use shared::output::{Source, Window};
 
 /// A safety net against a missed event (such as a session on a network
 /// filesystem): look again this often even when nothing is reported.

@@ -3,7 +3,6 @@
 mod cli;
 mod follow;
 mod output;
-mod source;
 mod tail;
 
 use std::io;

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use shared::layout::Stream;
 
-use crate::source::Line;
+use shared::output::Line;
 
 /// Colours for session prefixes on a terminal, in turn.
 const COLOURS: [&str; 6] = ["36", "33", "35", "32", "34", "31"];

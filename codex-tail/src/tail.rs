@@ -9,12 +9,13 @@ use shared::{Access, Root, Selector, Timestamp};
 use crate::cli::{Cli, Lines};
 use crate::follow::follow;
 use crate::output::Printer;
-use crate::source::{Source, Window};
+use shared::output::{Source, Window};
 
 /// Runs codex-tail; returns the exit status.
 pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let window = Window {
-        which: cli.stream,
+        which: cli.stream.into(),
+        upto: None,
         since: cli.since.as_deref().map(parse_time).transpose()?,
         until: cli.until.as_deref().map(parse_time).transpose()?,
     };

@@ -120,6 +120,16 @@ impl Writer {
         })
     }
 
+    /// The number of entries written.
+    pub fn len(&self) -> u64 {
+        (self.len - HEADER.len() as u64) / ENTRY_SIZE as u64
+    }
+
+    /// Whether no entry has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Appends one entry. A failed write (disk full) leaves no partial
     /// entry behind: the next write goes to the same place.
     pub fn append(&mut self, entry: &Entry) -> io::Result<()> {

@@ -20,6 +20,8 @@ pub mod layout;
 pub mod list;
 pub mod lock;
 pub mod logs;
+pub mod output;
+pub mod protocol;
 pub mod record;
 pub mod remove;
 pub mod root;

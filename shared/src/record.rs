@@ -79,6 +79,10 @@ pub struct Record {
     /// Whether the command runs in a pseudo-terminal.
     #[serde(default)]
     pub tty: bool,
+    /// A tty session's initial window size: columns, rows (80x24 when
+    /// absent).
+    #[serde(default)]
+    pub size: Option<[u16; 2]>,
     /// Whether the command's stdin stays open for input through attach.
     #[serde(default)]
     pub stdin: bool,
@@ -295,6 +299,7 @@ pub(crate) mod tests {
             cwd: "/tmp".into(),
             prompt: None,
             tty: false,
+            size: None,
             stdin: false,
             labels: BTreeMap::from([("team".into(), "a".into())]),
             env: vec!["TOKEN".into()],

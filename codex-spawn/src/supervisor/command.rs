@@ -17,17 +17,33 @@ use nix::unistd::{pipe2, Pid};
 use shared::layout;
 use shared::record::{Kind, Record};
 
-use crate::pipes;
+use crate::{pipes, pty};
 
-/// The running command and the supervisor's ends of its pipes.
+/// The supervisor's ends of the command's output.
+pub enum Io {
+    /// Packet pipes for stdout and stderr (see [`crate::pipes`]).
+    Pipes {
+        /// The read end of stdout.
+        stdout: OwnedFd,
+        /// The read end of stderr.
+        stderr: OwnedFd,
+    },
+    /// The master side of the command's terminal.
+    Pty {
+        /// The master.
+        master: OwnedFd,
+        /// Its window size: columns, rows.
+        size: (u16, u16),
+    },
+}
+
+/// The running command.
 pub struct Started {
     /// The command's pid, which is also its process group.
     pub pid: Pid,
-    /// The read end of its stdout (see [`crate::pipes`]).
-    pub stdout: OwnedFd,
-    /// The read end of its stderr.
-    pub stderr: OwnedFd,
-    /// The write end of its stdin, kept open for attach (`--stdin`).
+    /// Its output.
+    pub io: Io,
+    /// The write end of its stdin pipe (`--stdin` pipe sessions).
     pub stdin: Option<OwnedFd>,
 }
 
@@ -37,19 +53,6 @@ pub struct Started {
 /// library reports it through a close-on-exec pipe, so success means the
 /// command really was exec'd.
 pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Started> {
-    let (out_read, out_write) = pipes::output_pipe()?;
-    let (err_read, err_write) = pipes::output_pipe()?;
-    // Before the command can write its first byte.
-    pipes::announce_writes(&out_read)?;
-    pipes::announce_writes(&err_read)?;
-    let (stdin, keep) = if record.kind == Kind::Exec {
-        (Stdio::from(File::open(dir.join(layout::PROMPT))?), None)
-    } else if record.stdin {
-        let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
-        (Stdio::from(read), Some(write))
-    } else {
-        (Stdio::null(), None)
-    };
     let (program, args) = record
         .argv
         .split_first()
@@ -58,30 +61,86 @@ pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Start
     command
         .args(args)
         .current_dir(&record.cwd)
-        .env("CODEX_BACKGROUND_ID", &record.id)
-        .stdin(stdin)
-        .stdout(Stdio::from(out_write))
-        .stderr(Stdio::from(err_write))
-        .process_group(0);
+        .env("CODEX_BACKGROUND_ID", &record.id);
     let mask = Mode::from_bits_truncate(caller_umask as nix::libc::mode_t);
-    // Safety: the closure runs in the forked child before exec and calls
-    // only async-signal-safe functions (sigaction, sigprocmask, umask); it
-    // allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            reset_signals();
-            umask(mask);
-            Ok(())
-        });
-    }
+    let mut keep_stdin = None;
+    let io = if record.tty {
+        let [cols, rows] = record.size.unwrap_or([80, 24]);
+        let (master, slave) = pty::open(cols, rows)?;
+        command
+            .stdin(Stdio::from(slave.try_clone()?))
+            .stdout(Stdio::from(slave.try_clone()?))
+            .stderr(Stdio::from(slave))
+            .env(
+                "TERM",
+                std::env::var_os("TERM")
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or("xterm-256color".into()),
+            );
+        // Safety: the closure runs in the forked child before exec and
+        // calls only async-signal-safe functions (setsid, ioctl, sigaction,
+        // sigprocmask, umask); it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                // A new session whose controlling terminal is the pty
+                // (now the child's stdin).
+                nix::unistd::setsid()?;
+                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                reset_signals();
+                umask(mask);
+                Ok(())
+            });
+        }
+        Io::Pty {
+            master,
+            size: (cols, rows),
+        }
+    } else {
+        let (out_read, out_write) = pipes::output_pipe()?;
+        let (err_read, err_write) = pipes::output_pipe()?;
+        // Before the command can write its first byte.
+        pipes::announce_writes(&out_read)?;
+        pipes::announce_writes(&err_read)?;
+        let stdin = if record.kind == Kind::Exec {
+            Stdio::from(File::open(dir.join(layout::PROMPT))?)
+        } else if record.stdin {
+            let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
+            keep_stdin = Some(write);
+            Stdio::from(read)
+        } else {
+            Stdio::null()
+        };
+        command
+            .stdin(stdin)
+            .stdout(Stdio::from(out_write))
+            .stderr(Stdio::from(err_write))
+            .process_group(0);
+        // Safety: the closure runs in the forked child before exec and
+        // calls only async-signal-safe functions (sigaction, sigprocmask,
+        // umask); it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                reset_signals();
+                umask(mask);
+                Ok(())
+            });
+        }
+        Io::Pipes {
+            stdout: out_read,
+            stderr: err_read,
+        }
+    };
     let child = command.spawn()?;
-    // `command` drops here, closing our copies of the child's ends.
+    // `command` drops here, closing our copies of the child's ends (the
+    // pty's slave included, so the master sees the end when the program
+    // and its children are gone).
     drop(command);
     Ok(Started {
         pid: Pid::from_raw(child.id() as i32),
-        stdout: out_read,
-        stderr: err_read,
-        stdin: keep,
+        io,
+        stdin: keep_stdin,
     })
 }
 

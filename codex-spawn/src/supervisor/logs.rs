@@ -93,6 +93,11 @@ impl Logs {
         self.entries.push(entry);
     }
 
+    /// Entries in the index file (committed ones).
+    pub fn index_len(&self) -> u64 {
+        self.index.len()
+    }
+
     /// Bytes logged so far on `stream`.
     pub fn logged(&self, stream: Stream) -> u64 {
         match stream {

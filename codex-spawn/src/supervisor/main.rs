@@ -8,10 +8,13 @@
 
 mod command;
 mod detach;
+mod feed;
 mod logs;
 mod pipes;
+mod pty;
 mod reap;
 mod relay;
+mod server;
 
 use std::fs::File;
 use std::io::Write;

@@ -78,6 +78,9 @@ pub struct Pipes {
     batch: Vec<u8>,
     /// The pieces of `batch`: (stream, end offset in `batch`).
     pieces: Vec<(Stream, usize)>,
+    /// Whether bulk output may go straight to the logs (nobody attached
+    /// needs to see the bytes).
+    pub splice: bool,
 }
 
 impl Pipes {
@@ -88,6 +91,7 @@ impl Pipes {
             err: Some(File::from(err)),
             batch: Vec::with_capacity(KEEP),
             pieces: Vec::new(),
+            splice: true,
         }
     }
 
@@ -156,7 +160,7 @@ impl Pipes {
                     if one_write && n < PACKET {
                         return;
                     }
-                    if one_write && self.splice_rest(stream, logs) {
+                    if one_write && self.splice && self.splice_rest(stream, logs) {
                         return;
                     }
                 }
@@ -196,8 +200,14 @@ impl Pipes {
         self.err = None;
     }
 
-    /// Logs what has been read and not yet logged.
-    pub fn flush(&mut self, logs: &mut Logs) {
+    /// Logs what has been read and not yet logged, handing each piece to
+    /// `sink` too (for attached clients), and commits the index.
+    pub fn flush(&mut self, logs: &mut Logs, sink: &mut dyn FnMut(Stream, &[u8])) {
+        let mut start = 0;
+        for &(stream, end) in &self.pieces {
+            sink(stream, &self.batch[start..end]);
+            start = end;
+        }
         self.log_batch(logs);
         logs.commit();
     }

@@ -4,7 +4,7 @@
 //! the exit into the record.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,13 +17,17 @@ use nix::unistd::Pid;
 
 use shared::layout::Stream;
 use shared::lock::Lock;
+use shared::protocol::{self, Exit, Frame, Welcome};
 use shared::record::{Durability, Record, State};
 use shared::{host, Timestamp};
 
-use crate::command;
+use crate::command::{self, Io};
+use crate::feed::Feed;
 use crate::logs::Logs;
 use crate::pipes::{self, Pipes};
+use crate::pty::Pty;
 use crate::reap;
+use crate::server::{Event, Server};
 
 /// How long the command's process group has between SIGTERM and SIGKILL
 /// when the supervisor is asked to stop, unless the request says otherwise
@@ -32,6 +36,12 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long what the command left running has between SIGTERM and SIGKILL
 /// once the command itself has exited.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+/// Bytes read from a pty at a time.
+const PTY_CHUNK: usize = 64 * 1024;
+/// Bytes read from a pty before other work gets a turn.
+const PTY_BUDGET: usize = 1 << 20;
+/// How long attached clients get to take the news of the end.
+const CLIENT_PATIENCE: Duration = Duration::from_secs(1);
 /// Both output streams.
 const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 /// Room kept in the running record so the final one can be written in
@@ -46,6 +56,24 @@ pub enum StartError {
     Other(String),
 }
 
+/// Where the command's output comes from.
+enum Output {
+    /// Packet pipes for stdout and stderr.
+    Pipes(Pipes),
+    /// A pseudo-terminal.
+    Pty(Pty),
+}
+
+/// What poll found ready.
+struct Ready {
+    /// Pipes: each stream's end. Pty: [readable, room for input].
+    output: [bool; 2],
+    /// Room in the stdin pipe for waiting input.
+    stdin: bool,
+    /// The server's descriptors, in its order.
+    server: Vec<bool>,
+}
+
 /// A running session.
 pub struct Supervisor {
     dir: PathBuf,
@@ -54,9 +82,12 @@ pub struct Supervisor {
     logs: Logs,
     signals: SignalFd,
     pid: Pid,
-    pipes: Pipes,
-    /// Kept open so a `--stdin` command does not see end of input.
-    _stdin: Option<OwnedFd>,
+    output: Output,
+    /// Input for a `--stdin` pipe session's command (kept open so that it
+    /// does not see the end of its input).
+    stdin: Option<Feed>,
+    /// The attach socket (none if it could not be bound).
+    server: Option<Server>,
     /// The command's end, once seen.
     exit: Option<WaitStatus>,
     /// Whether the supervisor still has children to reap.
@@ -120,6 +151,15 @@ impl Supervisor {
             let _ = waitpid(started.pid, None);
             return Err(other(&e));
         }
+        let output = match started.io {
+            Io::Pipes { stdout, stderr } => Output::Pipes(Pipes::new(stdout, stderr)),
+            Io::Pty { master, size } => Output::Pty(Pty::new(master, size).map_err(|e| other(&e))?),
+        };
+        let stdin = started
+            .stdin
+            .map(Feed::new)
+            .transpose()
+            .map_err(|e| other(&e))?;
         let timeout_at = record
             .timeout_ms
             .map(|ms| Instant::now() + Duration::from_millis(ms));
@@ -130,8 +170,9 @@ impl Supervisor {
             logs,
             signals,
             pid: started.pid,
-            pipes: Pipes::new(started.stdout, started.stderr),
-            _stdin: started.stdin,
+            output,
+            stdin,
+            server: Server::bind(dir).ok(),
             exit: None,
             children_left: true,
             timeout_at,
@@ -148,58 +189,205 @@ impl Supervisor {
     /// Relays until the command and everything it started have ended, then
     /// writes the final record. Returns when the session is over.
     pub fn run(mut self) -> shared::Result<()> {
+        let mut buf = vec![0u8; PTY_CHUNK];
         while !self.done() {
             let timeout = self.next_deadline().map_or(PollTimeout::NONE, |at| {
                 let left = at.saturating_duration_since(Instant::now());
                 // Round up, so we never wake just before a deadline.
                 PollTimeout::try_from(left + Duration::from_millis(1)).unwrap_or(PollTimeout::MAX)
             });
-            let hung_up = {
-                // The pipes are polled only for their end (POLLHUP is always
-                // reported); their data is read when a write is announced.
-                let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
-                let streams: Vec<Stream> = STREAMS
-                    .into_iter()
-                    .filter(|&s| self.pipes.is_open(s))
-                    .collect();
-                for &s in &streams {
-                    fds.push(PollFd::new(
-                        self.pipes.fd(s).expect("open"),
-                        PollFlags::empty(),
-                    ));
-                }
-                match poll(&mut fds, timeout) {
-                    Ok(_) | Err(Errno::EINTR) => {}
-                    Err(e) => return Err(shared::Error::nix("polling", &self.dir, e)),
-                }
-                let hung: Vec<Stream> = streams
-                    .iter()
-                    .zip(&fds[1..])
-                    .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
-                    .map(|(&s, _)| s)
-                    .collect();
-                hung
-            };
+            let ready = self.wait(timeout)?;
             self.handle_signals();
-            for stream in hung_up {
-                // Every writer is gone: what is left comes after all the
-                // announced writes just handled.
-                self.pipes.drain(stream, &mut self.logs);
+            match &mut self.output {
+                Output::Pipes(pipes) => {
+                    for (stream, hung_up) in STREAMS.into_iter().zip(ready.output) {
+                        if hung_up {
+                            // Every writer is gone: what is left comes after
+                            // all the announced writes just handled.
+                            pipes.drain(stream, &mut self.logs);
+                        }
+                    }
+                }
+                Output::Pty(pty) => {
+                    if ready.output[1] {
+                        pty.write_pending();
+                    }
+                    if ready.output[0] {
+                        self.read_pty(&mut buf);
+                    }
+                }
+            }
+            if ready.stdin {
+                if let Some(feed) = &mut self.stdin {
+                    feed.write_pending();
+                }
             }
             self.check_deadlines();
             if self.exit.is_some() && !self.children_left {
-                // Every writer we know of is gone: take what is left in the
-                // pipes without waiting for an end of file that a stranger
+                // Every writer we know of is gone: take what is left
+                // without waiting for an end of file that a stranger
                 // holding the pipe could delay forever.
                 self.handle_signals();
-                for stream in STREAMS {
-                    self.pipes.drain(stream, &mut self.logs);
+                self.read_pty(&mut buf);
+                match &mut self.output {
+                    Output::Pipes(pipes) => {
+                        for stream in STREAMS {
+                            pipes.drain(stream, &mut self.logs);
+                        }
+                        pipes.close();
+                    }
+                    Output::Pty(pty) => pty.close(),
                 }
-                self.pipes.close();
             }
-            self.pipes.flush(&mut self.logs);
+            self.flush_output();
+            self.serve(&ready.server);
         }
         self.finish()
+    }
+
+    /// Waits for something to do; says what is ready.
+    fn wait(&self, timeout: PollTimeout) -> shared::Result<Ready> {
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        // Where each thing's entry is in `fds`, when it is polled.
+        let mut slots = [None::<usize>; 3];
+        fn add<'a>(
+            fds: &mut Vec<PollFd<'a>>,
+            slots: &mut [Option<usize>; 3],
+            slot: usize,
+            fd: Option<BorrowedFd<'a>>,
+            flags: PollFlags,
+        ) {
+            if let Some(fd) = fd {
+                slots[slot] = Some(fds.len());
+                fds.push(PollFd::new(fd, flags));
+            }
+        }
+        match &self.output {
+            // Pipes are polled only for their end (POLLHUP is always
+            // reported); their data is read when a write is announced.
+            Output::Pipes(p) => {
+                add(
+                    &mut fds,
+                    &mut slots,
+                    0,
+                    p.fd(Stream::Stdout),
+                    PollFlags::empty(),
+                );
+                add(
+                    &mut fds,
+                    &mut slots,
+                    1,
+                    p.fd(Stream::Stderr),
+                    PollFlags::empty(),
+                );
+            }
+            Output::Pty(p) => {
+                add(&mut fds, &mut slots, 0, p.fd(), PollFlags::POLLIN);
+                add(&mut fds, &mut slots, 1, p.waiting_fd(), PollFlags::POLLOUT);
+            }
+        }
+        add(
+            &mut fds,
+            &mut slots,
+            2,
+            self.stdin.as_ref().and_then(Feed::waiting_fd),
+            PollFlags::POLLOUT,
+        );
+        let server_at = fds.len();
+        if let Some(server) = &self.server {
+            fds.extend(
+                server
+                    .poll_fds()
+                    .into_iter()
+                    .map(|(fd, flags)| PollFd::new(fd, flags)),
+            );
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(shared::Error::nix("polling", &self.dir, e)),
+        }
+        let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+        let at = |slot: usize| slots[slot].is_some_and(|i| ready(&fds[i]));
+        Ok(Ready {
+            output: [at(0), at(1)],
+            stdin: at(2),
+            server: fds[server_at..].iter().map(ready).collect(),
+        })
+    }
+
+    /// Reads what the program wrote to its terminal: logged, sent to the
+    /// attached clients, and, while nobody is attached, scanned for
+    /// terminal queries to answer.
+    fn read_pty(&mut self, buf: &mut [u8]) {
+        let Output::Pty(pty) = &mut self.output else {
+            return;
+        };
+        let mut budget = PTY_BUDGET;
+        while budget > 0 {
+            let Some(chunk) = pty.read(buf) else { break };
+            if chunk.is_empty() {
+                break;
+            }
+            budget = budget.saturating_sub(chunk.len());
+            self.logs.write(Stream::Stdout, &chunk, Timestamp::now());
+            match &mut self.server {
+                Some(server) if server.has_clients() => server.broadcast(&Frame::Stdout(chunk)),
+                _ => pty.answer_queries(&chunk),
+            }
+        }
+    }
+
+    /// Logs and sends out what was read, and commits the index.
+    fn flush_output(&mut self) {
+        let server = &mut self.server;
+        if let Output::Pipes(pipes) = &mut self.output {
+            pipes.splice = !server.as_ref().is_some_and(Server::has_clients);
+            pipes.flush(&mut self.logs, &mut |stream, bytes| {
+                if let Some(server) = server.as_mut() {
+                    let bytes = bytes.to_vec();
+                    server.broadcast(&match stream {
+                        Stream::Stdout => Frame::Stdout(bytes),
+                        Stream::Stderr => Frame::Stderr(bytes),
+                    });
+                }
+            });
+        }
+        self.logs.commit();
+    }
+
+    /// Serves the attach socket: new clients, their input and sizes.
+    fn serve(&mut self, ready: &[bool]) {
+        let Some(server) = &mut self.server else {
+            return;
+        };
+        if !ready.iter().any(|&r| r) {
+            return;
+        }
+        let welcome = Welcome {
+            version: protocol::VERSION,
+            tty: self.record.tty,
+            stdin: self.record.tty || self.stdin.is_some(),
+            index_len: self.logs.index_len(),
+            stdout_len: self.logs.logged(Stream::Stdout),
+            stderr_len: self.logs.logged(Stream::Stderr),
+        };
+        for event in server.handle(ready, &welcome) {
+            match (event, &mut self.output) {
+                (Event::Attached(size), Output::Pty(pty)) => match size {
+                    Some((cols, rows)) if (cols, rows) != pty.size() => pty.resize(cols, rows),
+                    // Same size: a jiggle makes full-screen programs repaint.
+                    _ => pty.jiggle(),
+                },
+                (Event::Resize(cols, rows), Output::Pty(pty)) => pty.resize(cols, rows),
+                (Event::Input(bytes), Output::Pty(pty)) => pty.input(&bytes),
+                (Event::Input(bytes), Output::Pipes(_)) => {
+                    if let Some(feed) = &mut self.stdin {
+                        feed.push(&bytes);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The command's process group, while it is safe to signal (its leader
@@ -209,16 +397,22 @@ impl Supervisor {
     }
 
     fn done(&self) -> bool {
-        self.exit.is_some()
-            && !self.children_left
-            && !self.pipes.is_open(Stream::Stdout)
-            && !self.pipes.is_open(Stream::Stderr)
+        let output_open = match &self.output {
+            Output::Pipes(p) => p.is_open(Stream::Stdout) || p.is_open(Stream::Stderr),
+            Output::Pty(p) => p.fd().is_some(),
+        };
+        self.exit.is_some() && !self.children_left && !output_open
     }
 
     fn next_deadline(&self) -> Option<Instant> {
+        let jiggle = match &self.output {
+            Output::Pty(p) => p.deadline(),
+            Output::Pipes(_) => None,
+        };
         [
             self.timeout_at.filter(|_| self.exit.is_none()),
             self.kill_at,
+            jiggle,
         ]
         .into_iter()
         .flatten()
@@ -237,8 +431,10 @@ impl Supervisor {
             }
             for info in &infos[..n] {
                 if info.ssi_signo == event {
-                    if let Some(stream) = self.pipes.stream_of(info.ssi_fd) {
-                        self.pipes.on_write(stream, &mut self.logs);
+                    if let Output::Pipes(pipes) = &mut self.output {
+                        if let Some(stream) = pipes.stream_of(info.ssi_fd) {
+                            pipes.on_write(stream, &mut self.logs);
+                        }
                     }
                     continue;
                 }
@@ -247,8 +443,10 @@ impl Supervisor {
                     // The kernel's queue of write signals overflowed: read
                     // everything; the order is as good as two pipes allow.
                     Ok(Signal::SIGIO) => {
-                        for stream in STREAMS {
-                            self.pipes.drain(stream, &mut self.logs);
+                        if let Output::Pipes(pipes) = &mut self.output {
+                            for stream in STREAMS {
+                                pipes.drain(stream, &mut self.logs);
+                            }
                         }
                     }
                     // codex-rm sends its --grace, in milliseconds, with the
@@ -322,6 +520,9 @@ impl Supervisor {
 
     fn check_deadlines(&mut self) {
         let now = Instant::now();
+        if let Output::Pty(pty) = &mut self.output {
+            pty.check_deadline(now);
+        }
         if self.exit.is_none() && self.timeout_at.is_some_and(|t| t <= now) {
             self.timeout_at = None;
             self.record.timed_out = true;
@@ -354,14 +555,23 @@ impl Supervisor {
         r.stdout_bytes = self.logs.logged(Stream::Stdout);
         r.stderr_bytes = self.logs.logged(Stream::Stderr);
         r.dropped_bytes = self.logs.dropped;
-        r.write(
+        let written = r.write(
             &self.dir,
             Durability {
                 sync: true,
                 reserve: 0,
             },
-        )
+        );
+        // Clients hear of the end only once it is on disk.
+        if let Some(server) = self.server.take() {
+            let exit = Exit {
+                code: r.exit_code.unwrap_or(125),
+                signal: r.signal.clone(),
+            };
+            server.close(&Frame::Exit(exit), CLIENT_PATIENCE);
+        }
         // The lock is released when the process exits, after this.
+        written
     }
 }
 

@@ -1,4 +1,5 @@
-//! One session's output as lines, in the order they arrived.
+//! One session's output as lines, in the order they arrived (what
+//! codex-tail prints and codex-attach replays).
 //!
 //! A line belongs to the index entry holding its end (its newline, or the
 //! end of the stream); lines are ordered and timed by that entry. The last
@@ -9,12 +10,31 @@
 use std::io;
 use std::path::PathBuf;
 
-use shared::index::{EntryKind, Reader};
-use shared::layout::{self, Stream};
-use shared::logs::StreamLog;
-use shared::{SessionId, Timestamp};
+use crate::index::{EntryKind, Reader};
+use crate::layout::{self, Stream};
+use crate::logs::StreamLog;
+use crate::{SessionId, Timestamp};
 
-use crate::cli::Which;
+/// Which streams are wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// stdout only.
+    Out,
+    /// stderr only.
+    Err,
+    /// Both, merged in arrival order.
+    All,
+}
+
+impl Which {
+    /// Whether lines of `stream` are wanted.
+    pub fn wants(self, stream: Stream) -> bool {
+        matches!(
+            (self, stream),
+            (Which::All, _) | (Which::Out, Stream::Stdout) | (Which::Err, Stream::Stderr)
+        )
+    }
+}
 
 /// One line of output, without its newline.
 #[derive(Debug, Clone)]
@@ -36,6 +56,9 @@ pub struct Window {
     pub since: Option<Timestamp>,
     /// Only lines read at or before this time.
     pub until: Option<Timestamp>,
+    /// Only output in the first this many index entries (what an attach
+    /// client finds in the logs when it joins).
+    pub upto: Option<usize>,
 }
 
 impl Window {
@@ -78,7 +101,7 @@ pub struct Source {
 
 impl Source {
     /// Opens the output of session `id` in `dir`.
-    pub fn open(id: SessionId, dir: PathBuf) -> shared::Result<Source> {
+    pub fn open(id: SessionId, dir: PathBuf) -> crate::Result<Source> {
         let index = match Reader::open(&dir.join(layout::INDEX)) {
             Ok(ix) => Some(ix),
             Err(e) if e.is_not_found() => None,
@@ -104,12 +127,13 @@ impl Source {
         let Some(ix) = &self.index else {
             return self.without_index(Some(n), w);
         };
+        let indexed = w.upto.map_or(ix.len(), |u| u.min(ix.len()));
         let hi = match w.until {
-            Some(u) => (0..ix.len())
+            Some(u) => (0..indexed)
                 .rev()
                 .find(|&i| ix.get(i).is_some_and(|e| e.time <= u))
                 .map_or(0, |i| i + 1),
-            None => ix.len(),
+            None => indexed,
         };
         let mut ends: Vec<End> = Vec::new();
         // Per stream: where its output ends at `hi`, once seen.

@@ -1,0 +1,237 @@
+//! The attach socket: accepts codex-attach clients of the same user, greets
+//! them, passes their input and window sizes on, and sends them the
+//! session's output. Each client has a bounded queue; a client that stops
+//! reading is dropped when its queue is full, never the command or the log.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use nix::poll::PollFlags;
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+
+use shared::layout;
+use shared::protocol::{self, Frame, Welcome};
+
+/// Output queued for one client before it is dropped as stalled.
+const MAX_QUEUE: usize = 4 << 20;
+
+/// What clients asked for.
+pub enum Event {
+    /// A client joined, with its terminal's size when it has one.
+    Attached(Option<(u16, u16)>),
+    /// Input for the command.
+    Input(Vec<u8>),
+    /// A client's terminal changed size.
+    Resize(u16, u16),
+}
+
+struct Client {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+    outq: VecDeque<Vec<u8>>,
+    queued: usize,
+    greeted: bool,
+    gone: bool,
+}
+
+/// The listening socket and its clients.
+pub struct Server {
+    listener: UnixListener,
+    path: PathBuf,
+    clients: Vec<Client>,
+}
+
+impl Server {
+    /// Binds `dir/attach.sock` (through /proc/self/fd when the path is too
+    /// long for a socket address), readable and writable by the owner only.
+    pub fn bind(dir: &Path) -> io::Result<Server> {
+        let path = dir.join(layout::SOCKET);
+        let _ = std::fs::remove_file(&path);
+        let dir_file = File::open(dir)?;
+        let bind_path = protocol::socket_path(dir, Some(dir_file.as_raw_fd()));
+        let listener = UnixListener::bind(&bind_path)?;
+        drop(dir_file);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        Ok(Server {
+            listener,
+            path,
+            clients: Vec::new(),
+        })
+    }
+
+    /// Whether any client is attached (greeted).
+    pub fn has_clients(&self) -> bool {
+        self.clients.iter().any(|c| c.greeted)
+    }
+
+    /// The descriptors to poll, with their events: the listener first,
+    /// then each client.
+    pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+        let mut fds = vec![(self.listener.as_fd(), PollFlags::POLLIN)];
+        for c in &self.clients {
+            let mut flags = PollFlags::POLLIN;
+            if !c.outq.is_empty() {
+                flags |= PollFlags::POLLOUT;
+            }
+            fds.push((c.stream.as_fd(), flags));
+        }
+        fds
+    }
+
+    /// Handles what poll reported, in the order of [`Server::poll_fds`];
+    /// `welcome` is what a new client is told.
+    pub fn handle(&mut self, ready: &[bool], welcome: &Welcome) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            if ready.get(i + 1).copied().unwrap_or(false) {
+                client.read(welcome, &mut events);
+                client.flush();
+            }
+        }
+        self.clients.retain(|c| !c.gone);
+        if ready.first().copied().unwrap_or(false) {
+            self.accept();
+        }
+        events
+    }
+
+    fn accept(&mut self) {
+        let me = nix::unistd::geteuid().as_raw();
+        while let Ok((stream, _)) = self.listener.accept() {
+            // Only the session's owner may watch or drive it.
+            let same_user = getsockopt(&stream, PeerCredentials).is_ok_and(|c| c.uid() == me);
+            if !same_user || stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.clients.push(Client {
+                stream,
+                inbuf: Vec::new(),
+                outq: VecDeque::new(),
+                queued: 0,
+                greeted: false,
+                gone: false,
+            });
+        }
+    }
+
+    /// Sends `frame` to every attached client, dropping those whose queue
+    /// is full.
+    pub fn broadcast(&mut self, frame: &Frame) {
+        if !self.has_clients() {
+            return;
+        }
+        let bytes = frame.encode();
+        for c in self.clients.iter_mut().filter(|c| c.greeted) {
+            c.send(bytes.clone());
+            c.flush();
+        }
+        self.clients.retain(|c| !c.gone);
+    }
+
+    /// Tells every client how the session ended, giving them up to
+    /// `patience` to take it, then removes the socket.
+    pub fn close(mut self, last: &Frame, patience: std::time::Duration) {
+        let _ = std::fs::remove_file(&self.path);
+        let bytes = last.encode();
+        let deadline = std::time::Instant::now() + patience;
+        for c in self.clients.iter_mut().filter(|c| c.greeted) {
+            c.send(bytes.clone());
+            let _ = c.stream.set_nonblocking(false);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let _ = c.stream.set_write_timeout(Some(left));
+            while let Some(front) = c.outq.pop_front() {
+                if c.stream.write_all(&front).is_err() {
+                    break;
+                }
+            }
+        }
+        self.clients.clear();
+    }
+}
+
+impl Client {
+    fn read(&mut self, welcome: &Welcome, events: &mut Vec<Event>) {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.gone = true;
+                    return;
+                }
+                Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.gone = true;
+                    return;
+                }
+            }
+        }
+        loop {
+            match Frame::decode(&mut self.inbuf) {
+                Ok(None) => break,
+                Ok(Some(Frame::Hello(hello))) if !self.greeted => {
+                    if hello.version != protocol::VERSION {
+                        let msg =
+                            format!("this session speaks attach protocol {}", protocol::VERSION);
+                        self.send(Frame::Error(msg).encode());
+                        self.gone = true;
+                        return;
+                    }
+                    self.send(Frame::Welcome(welcome.clone()).encode());
+                    self.greeted = true;
+                    events.push(Event::Attached(hello.size));
+                }
+                Ok(Some(Frame::Input(bytes))) if self.greeted => events.push(Event::Input(bytes)),
+                Ok(Some(Frame::Resize(c, r))) if self.greeted => events.push(Event::Resize(c, r)),
+                Ok(Some(Frame::Detach)) => {
+                    self.gone = true;
+                    return;
+                }
+                // Anything else breaks the protocol: the client goes.
+                Ok(Some(_)) | Err(_) => {
+                    self.gone = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: Vec<u8>) {
+        self.queued += bytes.len();
+        self.outq.push_back(bytes);
+        if self.queued > MAX_QUEUE {
+            // Stalled: dropping it keeps the command and the others going.
+            self.gone = true;
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(front) = self.outq.front_mut() {
+            match self.stream.write(front) {
+                Ok(n) if n == front.len() => {
+                    self.queued -= n;
+                    self.outq.pop_front();
+                }
+                Ok(n) => {
+                    self.queued -= n;
+                    front.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.gone = true;
+                    return;
+                }
+            }
+        }
+    }
+}
