@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-for tool in codex-spawn codex-ps codex-tail codex-rm; do
+for tool in codex-spawn codex-ps codex-tail codex-attach codex-rm; do
     cargo install --quiet --locked --path "$tool"
 done
 echo "installed into $(dirname "$(command -v codex-spawn || echo ~/.cargo/bin/codex-spawn)")" >&2

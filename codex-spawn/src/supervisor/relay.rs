@@ -373,11 +373,17 @@ impl Supervisor {
         };
         for event in server.handle(ready, &welcome) {
             match (event, &mut self.output) {
-                (Event::Attached(size), Output::Pty(pty)) => match size {
-                    Some((cols, rows)) if (cols, rows) != pty.size() => pty.resize(cols, rows),
-                    // Same size: a jiggle makes full-screen programs repaint.
-                    _ => pty.jiggle(),
-                },
+                (Event::Attached(Some((cols, rows))), Output::Pty(pty)) => {
+                    if (cols, rows) != pty.size() {
+                        pty.resize(cols, rows);
+                    } else {
+                        // Same size: a jiggle makes full-screen programs
+                        // repaint. (A client without a terminal, such as
+                        // piped input, needs no repaint; a jiggle would
+                        // only disturb the program as the input arrives.)
+                        pty.jiggle();
+                    }
+                }
                 (Event::Resize(cols, rows), Output::Pty(pty)) => pty.resize(cols, rows),
                 (Event::Input(bytes), Output::Pty(pty)) => pty.input(&bytes),
                 (Event::Input(bytes), Output::Pipes(_)) => {

@@ -160,11 +160,14 @@ impl Server {
 impl Client {
     fn read(&mut self, welcome: &Welcome, events: &mut Vec<Event>) {
         let mut buf = [0u8; 64 * 1024];
+        // A client may send its last frames and close at once: they still
+        // count (`printf 'y\n' | codex-attach`).
+        let mut closed = false;
         loop {
             match self.stream.read(&mut buf) {
                 Ok(0) => {
-                    self.gone = true;
-                    return;
+                    closed = true;
+                    break;
                 }
                 Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -203,6 +206,7 @@ impl Client {
                 }
             }
         }
+        self.gone |= closed;
     }
 
     fn send(&mut self, bytes: Vec<u8>) {

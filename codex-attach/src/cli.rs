@@ -1,0 +1,40 @@
+//! The command line of codex-attach.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::keys::DetachKeys;
+
+/// Attach the terminal to a running background session, and detach again.
+///
+/// In a tty session every key goes to the program; detach with ctrl-\ (see
+/// --detach-keys). With stdin not a terminal, its bytes go to the session
+/// and codex-attach detaches at its end (`printf 'y\n' | codex-attach ID`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "codex-attach",
+    version,
+    after_help = "Exit status: 0 detached; the session's exit code when it ends while attached (128+N for signal N); 125 when codex-attach fails (usage errors and a session that is not running included)."
+)]
+pub struct Cli {
+    /// The session: an id, a unique id prefix or a row number [default: the newest running session].
+    #[arg(value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// The session root [default: $CODEX_BACKGROUND_DIR, else $CODEX_HOME/background, else ~/.codex/background].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// The keys that detach, such as ctrl-\ (the default), ctrl-p,ctrl-q or ctrl-a,d.
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-\\", value_parser = DetachKeys::parse)]
+    pub detach_keys: DetachKeys,
+
+    /// Watch only: send no input.
+    #[arg(long)]
+    pub no_stdin: bool,
+
+    /// Lines of recent output to show first in a pipe session.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub replay: usize,
+}
