@@ -1,4 +1,624 @@
-//! End-to-end tests of codex-rm.
+//! End-to-end tests of codex-rm: the "Done when" items of issue 5 (every
+//! removable state, a running session refused, `-f` leaving nothing
+//! running, symlinks never followed, ids from a pipe, failures that do not
+//! stop the others), then a terminal on stdin and row numbers.
 
-#[allow(unused_imports)]
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use shared::Status;
+
 use crate::util::*;
+
+/// Runs `codex-rm --root ROOT ARGS...` (stdin /dev/null).
+fn rm(t: &TestRoot, args: &[&str]) -> Output {
+    t.command(bin("codex-rm"))
+        .arg("--root")
+        .arg(t.root())
+        .args(args)
+        .run()
+}
+
+/// The environment entry that marks the processes of session `id`.
+fn bg_id(id: &str) -> String {
+    format!("CODEX_BACKGROUND_ID={id}")
+}
+
+/// Live processes of session `id`.
+fn session_procs(id: &str) -> Vec<i32> {
+    pids_with_env(&bg_id(id))
+        .into_iter()
+        .filter(|&p| is_alive(p))
+        .collect()
+}
+
+/// Live processes of session `id` running exactly `argv`.
+fn procs_running(id: &str, argv: &[&str]) -> Vec<i32> {
+    session_procs(id)
+        .into_iter()
+        .filter(|&p| cmdline(p) == argv)
+        .collect()
+}
+
+/// Fails unless no process of session `id` is left (allowing the kernel a
+/// moment to turn a killed process into a zombie).
+fn assert_nothing_left(id: &str) {
+    eventually(Duration::from_secs(2), || session_procs(id).is_empty());
+    let left = session_procs(id);
+    assert!(
+        left.is_empty(),
+        "processes of {id} still run:\n{}",
+        left.iter()
+            .map(|&p| format!("{p}: {:?}", cmdline(p)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Sends `sig` to `pid`, never to this process or init.
+fn signal(pid: i32, sig: Signal) {
+    assert!(
+        pid > 1 && pid != std::process::id() as i32,
+        "refusing to signal {pid}"
+    );
+    kill(Pid::from_raw(pid), sig).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
+}
+
+/// Kills the supervisor of running session `id` with SIGKILL and waits
+/// until the session reads as lost. Returns its record.
+fn make_lost(t: &TestRoot, id: &str) -> Value {
+    t.wait_status(id, |s| s == Status::Running, WAIT);
+    let rec = t.record(id);
+    signal(int(&rec, "supervisor_pid") as i32, Signal::SIGKILL);
+    t.wait_status(id, |s| s == Status::Lost, WAIT);
+    rec
+}
+
+/// Ends the orphaned command of lost session `id` by its process group,
+/// after checking that every live member belongs to the session.
+fn end_orphans(id: &str, pgid: i32) {
+    let members: Vec<i32> = all_pids()
+        .into_iter()
+        .filter(|&p| pgrp(p) == Some(pgid) && is_alive(p))
+        .collect();
+    for &p in &members {
+        assert!(
+            has_env(p, &bg_id(id)),
+            "group {pgid} holds {p} ({:?}), not of session {id}",
+            cmdline(p)
+        );
+    }
+    if !members.is_empty() {
+        assert!(pgid > 1);
+        let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+    }
+    assert_nothing_left(id);
+}
+
+/// Every line of stdout parsed as a `--json` outcome, checked to hold
+/// exactly the fields id, removed, stopped and error, with their types.
+fn outcomes(out: &Output) -> Vec<Value> {
+    out.stdout_str()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| out.fail(&format!("not a JSON line: {l:?}: {e}")));
+            let keys: BTreeSet<&str> = v
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let typed = v["id"].is_string()
+                && v["removed"].is_boolean()
+                && v["stopped"].is_boolean()
+                && (v["error"].is_null() || v["error"].is_string());
+            if keys != BTreeSet::from(["id", "removed", "stopped", "error"]) || !typed {
+                out.fail(&format!("not an {{id, removed, stopped, error}} line: {l}"));
+            }
+            v
+        })
+        .collect()
+}
+
+/// The outcome of a removal that worked.
+fn removed(id: &str, stopped: bool) -> Value {
+    json!({"id": id, "removed": true, "stopped": stopped, "error": null})
+}
+
+/// Fails unless stdout is exactly `ids`, one a line.
+fn expect_ids(out: &Output, ids: &[&str]) {
+    let want: String = ids.iter().map(|id| format!("{id}\n")).collect();
+    out.check(
+        out.stdout_str() == want,
+        &format!("stdout is not the removed ids {ids:?}, one a line"),
+    );
+}
+
+/// Makes finished session `id` read as failed: its record says starting,
+/// and nobody holds the lock.
+fn make_failed(t: &TestRoot, id: &str) {
+    t.wait_ended(id, WAIT);
+    let mut rec = t.record(id);
+    for key in ["pid", "pgid", "started_at", "ended_at", "exit_code"] {
+        rec[key] = Value::Null;
+    }
+    rec["state"] = json!("starting");
+    t.write_record(id, &rec);
+    assert_eq!(t.status(id), Status::Failed, "{}", t.listing());
+}
+
+// ---------------------------------------------------------------------
+// What can be removed, and what is refused.
+// ---------------------------------------------------------------------
+
+#[test]
+fn removes_exited_failed_lost_and_corrupt_sessions() {
+    let t = TestRoot::new("rm-states");
+    let exited = t.spawn_id(&["-n", "exited-job", "--", "sh", "-c", "echo bye"]);
+    let failed = t.spawn_id(&["--", "true"]);
+    let garbage = t.spawn_id(&["--", "true"]);
+    let truncated = t.spawn_id(&["--", "true"]);
+    let missing = t.spawn_id(&["--", "sh", "-c", "echo no record"]);
+    let lost_gone = t.spawn_id(&["--", "sleep", "300"]);
+    let lost_live = t.spawn_id(&["--", "sleep", "300"]);
+    t.wait_ended(&exited, WAIT);
+    make_failed(&t, &failed);
+    for id in [&garbage, &truncated, &missing] {
+        t.wait_ended(id, WAIT);
+    }
+    let record = |id: &str| t.session_dir(id).join("session.json");
+    fs::write(record(&garbage), b"\0not json").unwrap();
+    let whole = fs::read(record(&truncated)).unwrap();
+    fs::write(record(&truncated), &whole[..whole.len() / 2]).unwrap();
+    fs::remove_file(record(&missing)).unwrap();
+    for id in [&garbage, &truncated, &missing] {
+        assert_eq!(t.status(id), Status::Corrupt, "{}", t.listing());
+    }
+    // A lost session whose command is gone too, and one whose command
+    // still runs.
+    let rec = make_lost(&t, &lost_gone);
+    end_orphans(&lost_gone, int(&rec, "pgid") as i32);
+    let live_rec = make_lost(&t, &lost_live);
+    let live_pid = int(&live_rec, "pid") as i32;
+    assert!(is_alive(live_pid));
+
+    // No -f needed; a unique prefix names the full id.
+    let out = rm(
+        &t,
+        &[
+            "exited-j", &failed, &garbage, &truncated, &missing, &lost_gone,
+        ],
+    );
+    out.expect_success()
+        .check(out.stderr.is_empty(), "nothing on stderr");
+    expect_ids(
+        &out,
+        &[&exited, &failed, &garbage, &truncated, &missing, &lost_gone],
+    );
+    for id in [&exited, &failed, &garbage, &truncated, &missing, &lost_gone] {
+        out.check(
+            fs::symlink_metadata(t.session_dir(id)).is_err(),
+            &format!("{id} is still there"),
+        );
+    }
+
+    // A lost session whose command still runs needs -f.
+    let out = rm(&t, &[&lost_live]);
+    out.expect_code(1).expect_one_error_line(&lost_live);
+    out.check(out.stdout.is_empty(), "nothing removed");
+    out.check(t.session_dir(&lost_live).is_dir(), "the directory is gone");
+    out.check(is_alive(live_pid), "its command was killed without -f");
+
+    let out = rm(&t, &["-f", "--grace", "1s", "--json", &lost_live]);
+    out.expect_success();
+    let lines = outcomes(&out);
+    out.check(lines == [removed(&lost_live, true)], "the -f outcome");
+    out.check(!t.session_dir(&lost_live).exists(), "the directory stays");
+    assert_nothing_left(&lost_live);
+    assert!(t.entries().is_empty(), "{}", t.listing());
+}
+
+#[test]
+fn a_running_session_is_refused_without_force() {
+    let t = TestRoot::new("rm-running");
+    let id = t.spawn_id(&["--", "sleep", "300"]);
+    t.wait_status(&id, |s| s == Status::Running, WAIT);
+    let pid = int(&t.record(&id), "pid") as i32;
+    let prefix = &id[..id.len() - 2];
+    for sel in [id.as_str(), prefix] {
+        let out = rm(&t, &[sel]);
+        out.expect_code(1);
+        out.check(
+            out.stderr_str() == format!("codex-rm: {id} is running (use -f to stop it)\n"),
+            "the refusal message",
+        );
+        out.check(out.stdout.is_empty(), "nothing printed as removed");
+    }
+    let out = rm(&t, &["--json", &id]);
+    out.expect_code(1);
+    let lines = outcomes(&out);
+    out.check(
+        lines.len() == 1
+            && lines[0]["id"] == id.as_str()
+            && lines[0]["removed"] == false
+            && lines[0]["stopped"] == false
+            && lines[0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("running")),
+        "the --json refusal",
+    );
+    assert_eq!(t.status(&id), Status::Running, "{}", t.listing());
+    assert!(is_alive(pid), "the command was stopped");
+
+    let out = rm(&t, &["-f", "--grace", "1s", &id]);
+    out.expect_success();
+    expect_ids(&out, &[&id]);
+    assert!(!t.session_dir(&id).exists(), "{}", t.listing());
+    assert_nothing_left(&id);
+}
+
+// ---------------------------------------------------------------------
+// -f leaves nothing running.
+// ---------------------------------------------------------------------
+
+#[test]
+fn force_kills_a_command_that_ignores_sigterm_after_the_grace() {
+    let t = TestRoot::new("rm-grace");
+    let id = t.spawn_id(&["--", "sh", "-c", "trap '' TERM; sleep 300"]);
+    // The sleep starts after the trap: once it runs, TERM is ignored.
+    assert!(
+        eventually(WAIT, || procs_running(&id, &["sleep", "300"]).len() == 1),
+        "{}",
+        t.listing()
+    );
+    let out = rm(&t, &["-f", "--grace", "1s", "--json", &id]);
+    out.expect_success()
+        .check(out.stderr.is_empty(), "nothing on stderr");
+    out.check(outcomes(&out) == [removed(&id, true)], "the outcome");
+    out.check(
+        out.elapsed >= Duration::from_secs(1),
+        "finished before the grace period was over",
+    );
+    out.check(
+        out.elapsed < Duration::from_secs(10),
+        "took far longer than the 1 s grace",
+    );
+    out.check(!t.session_dir(&id).exists(), "the directory stays");
+    assert_nothing_left(&id);
+}
+
+#[test]
+fn force_leaves_no_setsid_child() {
+    let t = TestRoot::new("rm-setsid");
+    let id = t.spawn_id(&["--", "sh", "-c", "setsid sleep 300 & sleep 300"]);
+    let sleep = ["sleep", "300"];
+    assert!(
+        eventually(WAIT, || procs_running(&id, &sleep).len() == 2),
+        "{}",
+        t.listing()
+    );
+    let sleeps = procs_running(&id, &sleep);
+    assert_ne!(
+        sid(sleeps[0]),
+        sid(sleeps[1]),
+        "one sleep should have its own session"
+    );
+    let out = rm(&t, &["-f", "--grace", "1s", &id]);
+    out.expect_success();
+    expect_ids(&out, &[&id]);
+    assert!(!t.session_dir(&id).exists());
+    assert_nothing_left(&id);
+    assert!(sleeps.iter().all(|&p| !is_alive(p)));
+}
+
+#[test]
+fn force_on_a_lost_session_kills_its_leftovers_but_never_a_reused_pid() {
+    let t = TestRoot::new("rm-lost");
+    let id = t.spawn_id(&["--", "sh", "-c", "sleep 300 & sleep 300; wait"]);
+    assert!(eventually(WAIT, || procs_running(&id, &["sleep", "300"])
+        .len()
+        == 2));
+    make_lost(&t, &id);
+    assert_eq!(session_procs(&id).len(), 3, "sh and two sleeps orphaned");
+    let out = rm(&t, &["-f", "--grace", "1s", "--json", &id]);
+    out.expect_success();
+    out.check(outcomes(&out) == [removed(&id, true)], "the outcome");
+    out.check(!t.session_dir(&id).exists(), "the directory stays");
+    assert_nothing_left(&id);
+
+    // A lost session whose recorded pids now name an unrelated process,
+    // start time included: that process is left alone.
+    let id = t.spawn_id(&["--", "sleep", "300"]);
+    let rec = make_lost(&t, &id);
+    end_orphans(&id, int(&rec, "pgid") as i32);
+    let mut stranger = Command::new("sleep")
+        .arg("300")
+        .env("CODEX_E2E_TAG", t.path())
+        .env_remove("CODEX_BACKGROUND_ID")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting sleep");
+    let pid = stranger.id() as i32;
+    t.track(pid);
+    let start = shared::host::process_start_time(pid).expect("its start time");
+    let mut edited = t.record(&id);
+    for key in ["pid", "pgid", "supervisor_pid"] {
+        edited[key] = json!(pid);
+    }
+    edited["pid_start_time"] = json!(start);
+    edited["supervisor_start_time"] = json!(start);
+    t.write_record(&id, &edited);
+    assert_eq!(t.status(&id), Status::Lost, "{}", t.listing());
+
+    let out = rm(&t, &["-f", "--grace", "1s", "--json", &id]);
+    let alive = is_alive(pid) && matches!(stranger.try_wait(), Ok(None));
+    out.expect_success();
+    out.check(
+        alive,
+        &format!("codex-rm -f killed pid {pid}, which is not of the session"),
+    );
+    out.check(outcomes(&out) == [removed(&id, false)], "the outcome");
+    out.check(!t.session_dir(&id).exists(), "the directory stays");
+    // The stranger is ours to end, by its pid.
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}
+
+// ---------------------------------------------------------------------
+// Symlinks are removed as links.
+// ---------------------------------------------------------------------
+
+#[test]
+fn symlinks_are_removed_as_links_never_followed() {
+    let t = TestRoot::new("rm-symlink");
+    let id = t.spawn_id(&["--", "sh", "-c", "echo secret"]);
+    t.wait_ended(&id, WAIT);
+    let dir = t.session_dir(&id);
+    let precious = t.path().join("precious.txt");
+    fs::write(&precious, "keep me\n").unwrap();
+    fs::remove_file(dir.join("stdout.log")).unwrap();
+    symlink(&precious, dir.join("stdout.log")).unwrap();
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("inner.txt"), "keep me too\n").unwrap();
+    symlink(&outside, dir.join("extra")).unwrap();
+
+    let out = rm(&t, &[&id]);
+    out.expect_success();
+    expect_ids(&out, &[&id]);
+    assert!(fs::symlink_metadata(&dir).is_err(), "{}", t.listing());
+    assert_eq!(fs::read_to_string(&precious).unwrap(), "keep me\n");
+    assert_eq!(
+        fs::read_to_string(outside.join("inner.txt")).unwrap(),
+        "keep me too\n"
+    );
+
+    // A session "directory" that is a link to a directory outside the
+    // root, holding what looks like a session.
+    let other = t.spawn_id(&["--", "sh", "-c", "echo other"]);
+    let mut rec = t.wait_ended(&other, WAIT);
+    let elsewhere = t.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
+    rec["id"] = json!("linked-1");
+    fs::write(
+        elsewhere.join("session.json"),
+        serde_json::to_vec(&rec).unwrap(),
+    )
+    .unwrap();
+    fs::write(elsewhere.join("stdout.log"), "other\n").unwrap();
+    let link = t.session_dir("linked-1");
+    symlink(&elsewhere, &link).unwrap();
+
+    let out = rm(&t, &["linked-1"]);
+    out.expect_success();
+    expect_ids(&out, &["linked-1"]);
+    assert!(
+        fs::symlink_metadata(&link).is_err(),
+        "the link is still there"
+    );
+    assert!(
+        elsewhere.join("session.json").is_file(),
+        "the target's record was removed"
+    );
+    assert_eq!(
+        fs::read_to_string(elsewhere.join("stdout.log")).unwrap(),
+        "other\n"
+    );
+    assert!(t.session_dir(&other).is_dir());
+}
+
+// ---------------------------------------------------------------------
+// Ids from stdin; failures that do not stop the others.
+// ---------------------------------------------------------------------
+
+#[test]
+fn fifty_ids_through_stdin_are_all_removed() {
+    let t = TestRoot::new("rm-stdin");
+    let running = t.spawn_id(&["--", "sleep", "300"]);
+    let ps_bin = sh_quote(s(&bin("codex-ps")));
+    let rm_bin = sh_quote(s(&bin("codex-rm")));
+    let root = sh_quote(s(t.root()));
+    for pipe in [
+        format!("{ps_bin} --root {root} -q -f status=exited | {rm_bin} --root {root}"),
+        format!("{ps_bin} --root {root} -q -f status=exited | xargs {rm_bin} --root {root}"),
+    ] {
+        let ids: Vec<String> = (0..50).map(|_| t.spawn_id(&["--", "true"])).collect();
+        for id in &ids {
+            t.wait_ended(id, WAIT);
+        }
+        let out = t.command("sh").arg("-c").arg(&pipe).run();
+        out.expect_success()
+            .check(out.stderr.is_empty(), "nothing on stderr");
+        let printed: Vec<String> = out.stdout_str().lines().map(str::to_string).collect();
+        out.check(
+            printed.iter().collect::<BTreeSet<_>>() == ids.iter().collect(),
+            "stdout is not the 50 ids",
+        );
+        out.check(printed.len() == 50, "each id printed once");
+        out.check(
+            t.entries() == [running.clone()],
+            "only the running session should be left",
+        );
+        assert_eq!(t.status(&running), Status::Running);
+    }
+}
+
+#[test]
+fn good_and_bad_selectors_mixed_remove_the_good_ones_and_exit_1() {
+    let t = TestRoot::new("rm-mixed");
+    for name in ["plain-a", "plain-b", "good-a", "good-b"] {
+        t.spawn_id(&["-n", name, "--", "true"]);
+        t.wait_ended(name, WAIT);
+    }
+    let busy = t.spawn_id(&["-n", "busy-r", "--", "sleep", "300"]);
+
+    let out = rm(&t, &["plain-a", "no-such-id", "plain-b"]);
+    out.expect_code(1).expect_one_error_line("no-such-id");
+    expect_ids(&out, &["plain-a", "plain-b"]);
+
+    // The ambiguous prefix first, while it matches both good-* sessions.
+    let out = rm(
+        &t,
+        &["--json", "good", "zzz-unknown", "good-a", &busy, "good-b"],
+    );
+    out.expect_code(1);
+    let lines = outcomes(&out);
+    out.check(lines.len() == 5, "one line per selector");
+    let error = |i: usize| lines[i]["error"].as_str().unwrap_or_default().to_string();
+    out.check(
+        lines[0]["id"] == "good"
+            && lines[0]["removed"] == false
+            && error(0).contains("good-a")
+            && error(0).contains("good-b"),
+        "the ambiguous prefix names its candidates",
+    );
+    out.check(
+        lines[1]["id"] == "zzz-unknown" && lines[1]["removed"] == false && !error(1).is_empty(),
+        "the unknown id fails",
+    );
+    out.check(lines[2] == removed("good-a", false), "good-a is removed");
+    out.check(
+        lines[3]["id"] == busy.as_str()
+            && lines[3]["removed"] == false
+            && lines[3]["stopped"] == false
+            && error(3).contains("running"),
+        "the running session is refused",
+    );
+    out.check(lines[4] == removed("good-b", false), "good-b is removed");
+    out.check(
+        out.stderr_str().lines().count() == 3,
+        "one error line on stderr per failure",
+    );
+    assert_eq!(t.entries(), [busy.as_str()], "{}", t.listing());
+    assert_eq!(t.status(&busy), Status::Running);
+}
+
+// ---------------------------------------------------------------------
+// Usage errors: a terminal on stdin, row numbers.
+// ---------------------------------------------------------------------
+
+#[test]
+fn no_selector_on_a_terminal_is_a_usage_error() {
+    let t = TestRoot::new("rm-tty");
+    let keep = t.spawn_id(&["--", "true"]);
+    t.wait_ended(&keep, WAIT);
+    let d = s(t.path()).to_string();
+    let script = t.script(
+        "rm.sh",
+        &format!(
+            "{} --root {} > {d}/out 2> {d}/err\necho $? > {d}/rc.part && mv {d}/rc.part {d}/rc\n\
+             exec sleep 300\n",
+            sh_quote(s(&bin("codex-rm"))),
+            sh_quote(s(t.root())),
+        ),
+    );
+    let sock = t.path().join("tmux.sock");
+    let tmux = |args: &[&str]| {
+        t.command("tmux")
+            .env("TERM", "xterm")
+            .arg("-S")
+            .arg(&sock)
+            .arg("-f")
+            .arg("/dev/null")
+            .args(args)
+            .timeout(Duration::from_secs(10))
+            .run()
+    };
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        &format!("bash {}", s(&script)),
+    ])
+    .expect_success();
+    let pids: Vec<i32> = tmux(&["display-message", "-p", "-t", "e2e", "#{pid} #{pane_pid}"])
+        .expect_success()
+        .stdout_str()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let (server, pane) = (pids[0], pids[1]);
+    t.track(server);
+    t.track(pane);
+    let done = wait_file(&t.path().join("rc"), Duration::from_secs(10));
+    let screen = tmux(&["capture-pane", "-p", "-t", "e2e"]).stdout_str();
+    let _ = tmux(&["kill-server"]);
+    for pid in [server, pane] {
+        if !eventually(Duration::from_secs(5), || !is_alive(pid)) && has_env(pid, &t.tag()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+    let read = |f: &str| fs::read_to_string(t.path().join(f)).unwrap_or_default();
+    assert!(
+        done,
+        "codex-rm with a terminal on stdin did not return (waiting for input?)\nscreen:\n{screen}"
+    );
+    assert_eq!(read("rc").trim(), "2", "stderr: {}", read("err"));
+    assert!(read("out").is_empty(), "stdout: {}", read("out"));
+    let err = read("err");
+    assert!(
+        err.lines().next().is_some_and(|l| l.contains("error")),
+        "no usage error on stderr: {err:?}"
+    );
+    assert_eq!(t.entries(), [keep.as_str()], "{}", t.listing());
+}
+
+#[test]
+fn row_numbers_are_refused() {
+    let t = TestRoot::new("rm-rows");
+    let keep = t.spawn_id(&["--", "true"]);
+    t.wait_ended(&keep, WAIT);
+    for args in [&["0"][..], &["-f", "0"], &["--json", "0"]] {
+        let out = rm(&t, args);
+        out.check(
+            matches!(out.code(), Some(1 | 2)),
+            "a row number must be refused",
+        );
+        out.check(out.stderr_str().contains("row"), "the error names rows");
+        if args[0] == "--json" {
+            let lines = outcomes(&out);
+            out.check(
+                lines.len() == 1 && lines[0]["removed"] == false,
+                "--json: not removed",
+            );
+        } else {
+            out.check(out.stdout.is_empty(), "nothing removed");
+        }
+        assert_eq!(t.entries(), [keep.as_str()], "{}", t.listing());
+    }
+}
