@@ -36,8 +36,9 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long what the command left running has between SIGTERM and SIGKILL
 /// once the command itself has exited.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
-/// Bytes read from a pty at a time.
-const PTY_CHUNK: usize = 64 * 1024;
+/// Bytes read from a pty at a time (a pty hands out at most a few KiB per
+/// read; a small buffer keeps an idle session small).
+const PTY_CHUNK: usize = 8 * 1024;
 /// Bytes read from a pty before other work gets a turn.
 const PTY_BUDGET: usize = 1 << 20;
 /// How long attached clients get to take the news of the end.
@@ -189,7 +190,11 @@ impl Supervisor {
     /// Relays until the command and everything it started have ended, then
     /// writes the final record. Returns when the session is over.
     pub fn run(mut self) -> shared::Result<()> {
-        let mut buf = vec![0u8; PTY_CHUNK];
+        // Only a pty is read through this buffer (pipes have their own).
+        let mut buf = match self.output {
+            Output::Pty(_) => vec![0u8; PTY_CHUNK],
+            Output::Pipes(_) => Vec::new(),
+        };
         while !self.done() {
             let timeout = self.next_deadline().map_or(PollTimeout::NONE, |at| {
                 let left = at.saturating_duration_since(Instant::now());

@@ -159,7 +159,9 @@ impl Server {
 
 impl Client {
     fn read(&mut self, welcome: &Welcome, events: &mut Vec<Event>) {
-        let mut buf = [0u8; 64 * 1024];
+        // Small: clients send keys and sizes, and an idle session's stack
+        // stays small.
+        let mut buf = [0u8; 8 * 1024];
         // A client may send its last frames and close at once: they still
         // count (`printf 'y\n' | codex-attach`).
         let mut closed = false;
