@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use shared::Timestamp;
 
 /// Print the end of sessions' output, and follow it.
 ///
@@ -49,12 +50,12 @@ pub struct Cli {
     pub timestamps: bool,
 
     /// Only lines read at or after T (RFC 3339, or a duration ago such as 10m).
-    #[arg(long, value_name = "T")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub since: Option<Timestamp>,
 
     /// Only lines read at or before T (RFC 3339, or a duration ago such as 10m).
-    #[arg(long, value_name = "T")]
-    pub until: Option<String>,
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub until: Option<Timestamp>,
 
     /// Print one JSON object per line: {"id","stream","time","line"}.
     #[arg(long)]
@@ -105,4 +106,16 @@ impl From<Which> for shared::output::Which {
             Which::All => shared::output::Which::All,
         }
     }
+}
+
+/// `--since`/`--until`: an RFC 3339 time, or a duration ago (`10m`).
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    if let Ok(t) = Timestamp::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    shared::units::parse_duration(s)
+        .map(|d| Timestamp::now().minus(d))
+        .map_err(|_| {
+            "expected RFC 3339 (2026-11-23T20:00:00Z) or a duration ago (90s, 10m, 2h)".to_string()
+        })
 }

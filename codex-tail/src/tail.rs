@@ -2,9 +2,9 @@
 
 use std::io::{self, IsTerminal};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 
-use shared::{Access, Root, Selector, Timestamp};
+use shared::{Access, Root, Selector};
 
 use crate::cli::{Cli, Lines};
 use crate::follow::follow;
@@ -16,8 +16,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let window = Window {
         which: cli.stream.into(),
         upto: None,
-        since: cli.since.as_deref().map(parse_time).transpose()?,
-        until: cli.until.as_deref().map(parse_time).transpose()?,
+        since: cli.since,
+        until: cli.until,
     };
     let path =
         shared::root::resolve_path(cli.root.as_deref()).context("finding the session root")?;
@@ -69,15 +69,4 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         return follow(&mut sources, &mut printer, &window);
     }
     Ok(0)
-}
-
-/// `--since`/`--until`: an RFC 3339 time, or a duration ago (`10m`).
-fn parse_time(s: &str) -> anyhow::Result<Timestamp> {
-    if let Ok(t) = Timestamp::parse_rfc3339(s) {
-        return Ok(t);
-    }
-    match shared::units::parse_duration(s) {
-        Ok(d) => Ok(Timestamp::now().minus(d)),
-        Err(_) => bail!("invalid time {s:?}: expected RFC 3339 (2026-11-23T20:00:00Z) or a duration ago (90s, 10m, 2h)"),
-    }
 }

@@ -68,14 +68,17 @@ impl StreamLog {
         self.base + len
     }
 
-    /// Follows a rotation seen in the index: the current file became the
-    /// previous one, and a new current file starts at `offset`.
-    pub fn rotated(&mut self, offset: u64) -> Result<()> {
-        self.previous = self.current.take();
-        self.prev_base = self.base;
-        self.base = offset;
-        let path = self.stream.log_path(&self.dir);
-        self.current = Some(File::open(&path).map_err(|e| Error::io("opening", &path, e))?);
+    /// The offset at which the current log file starts.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Follows a rotation seen in the index: reopens both files and takes
+    /// their starting offsets from the index as it is now (a reader that
+    /// fell behind by several rotations catches up at once; what was rotated
+    /// away meanwhile reads as gone).
+    pub fn reopen(&mut self, index: &Reader) -> Result<()> {
+        *self = StreamLog::open(&self.dir, self.stream, Some(index))?;
         Ok(())
     }
 

@@ -97,6 +97,8 @@ pub struct Source {
     pos: usize,
     /// The start of a line whose end has not arrived yet, per stream.
     pending: [Vec<u8>; 2],
+    /// The index entry and time of each pending line's last bytes.
+    pending_at: [(usize, Timestamp); 2],
 }
 
 impl Source {
@@ -118,6 +120,7 @@ impl Source {
             logs,
             pos: 0,
             pending: [Vec::new(), Vec::new()],
+            pending_at: [(0, Timestamp::default()); 2],
         })
     }
 
@@ -212,11 +215,27 @@ impl Source {
             all.drain(..first.saturating_sub(1).min(all.len()));
             return Ok(all);
         }
-        let mut lines = Vec::new();
-        self.advance(w, &mut |l| lines.push(l))?;
+        let mut lines: Vec<(usize, Line)> = Vec::new();
+        self.advance_seq(w, &mut |seq, l| lines.push((seq, l)))?;
         if !follow {
-            lines.extend(self.take_pending());
+            // A last line without its newline takes its place by the entry
+            // of its last bytes, as in `last_lines`.
+            let at = self.pending_at;
+            for line in self.take_pending() {
+                let (seq, time) = at[slot(line.stream)];
+                if w.admits(time) {
+                    lines.push((
+                        seq,
+                        Line {
+                            time: Some(time),
+                            ..line
+                        },
+                    ));
+                }
+            }
+            lines.sort_by_key(|(seq, _)| *seq);
         }
+        let mut lines: Vec<Line> = lines.into_iter().map(|(_, l)| l).collect();
         lines.drain(..first.saturating_sub(1).min(lines.len()));
         Ok(lines)
     }
@@ -257,6 +276,11 @@ impl Source {
     /// Takes in what the index gained since the last look, handing each
     /// completed line in `w` to `emit`.
     pub fn advance(&mut self, w: &Window, emit: &mut dyn FnMut(Line)) -> io::Result<()> {
+        self.advance_seq(w, &mut |_, line| emit(line))
+    }
+
+    /// [`Source::advance`], telling the index entry each line ended in.
+    fn advance_seq(&mut self, w: &Window, emit: &mut dyn FnMut(usize, Line)) -> io::Result<()> {
         let Some(ix) = &mut self.index else {
             return Ok(());
         };
@@ -265,26 +289,48 @@ impl Source {
             let Some(e) = ix.get(i) else { continue };
             let k = slot(e.stream);
             match e.kind {
-                EntryKind::Rotate => self.logs[k].rotated(e.offset).map_err(io::Error::other)?,
-                EntryKind::Dropped => {}
+                // A rotation not yet known to the open files.
+                EntryKind::Rotate if e.offset > self.logs[k].base() => {
+                    self.logs[k].reopen(ix).map_err(io::Error::other)?
+                }
+                EntryKind::Rotate | EntryKind::Dropped => {}
                 EntryKind::Data if !w.which.wants(e.stream) => {}
                 EntryKind::Data => {
-                    let chunk = self.logs[k].read_range(e.offset, e.offset + u64::from(e.len))?;
+                    let end = e.offset + u64::from(e.len);
+                    let first = self.logs[k].first();
+                    if end <= first {
+                        // Rotated away before it could be read.
+                        self.pending[k].clear();
+                        continue;
+                    }
+                    let start = e.offset.max(first);
+                    if start > e.offset {
+                        // The start of this chunk is gone: so is the start of
+                        // the line in progress.
+                        self.pending[k].clear();
+                    }
+                    let chunk = self.logs[k].read_range(start, end)?;
                     let pending = &mut self.pending[k];
                     let mut rest = &chunk[..];
                     while let Some(p) = rest.iter().position(|&b| b == b'\n') {
                         pending.extend_from_slice(&rest[..p]);
                         let text = std::mem::take(pending);
                         if w.admits(e.time) {
-                            emit(Line {
-                                stream: e.stream,
-                                text,
-                                time: Some(e.time),
-                            });
+                            emit(
+                                i,
+                                Line {
+                                    stream: e.stream,
+                                    text,
+                                    time: Some(e.time),
+                                },
+                            );
                         }
                         rest = &rest[p + 1..];
                     }
                     pending.extend_from_slice(rest);
+                    if !rest.is_empty() {
+                        self.pending_at[k] = (i, e.time);
+                    }
                 }
             }
         }
@@ -294,16 +340,13 @@ impl Source {
 
     /// The lines still missing their newline, once the session is over.
     pub fn take_pending(&mut self) -> Vec<Line> {
-        let time = self
-            .index
-            .as_ref()
-            .and_then(|ix| ix.len().checked_sub(1).and_then(|i| ix.get(i)))
-            .map(|e| e.time);
         let pending = &mut self.pending;
+        let at = self.pending_at;
         STREAMS
             .into_iter()
             .filter_map(|s| {
                 let text = std::mem::take(&mut pending[slot(s)]);
+                let time = Some(at[slot(s)].1).filter(|t| *t != Timestamp::default());
                 (!text.is_empty()).then_some(Line {
                     stream: s,
                     text,
@@ -334,6 +377,9 @@ impl Source {
             let Some(end) = stream_end[k] else { continue };
             let start = self.logs[k].line_start(end)?;
             self.pending[k] = self.logs[k].read_range(start, end)?;
+            if let Some(e) = hi.checked_sub(1).and_then(|i| ix.get(i)) {
+                self.pending_at[k] = (hi - 1, e.time);
+            }
         }
         Ok(())
     }
