@@ -97,6 +97,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         stderr_bytes: 0,
         dropped_bytes: 0,
         error: None,
+        agent: (request.kind == Kind::Exec).then(Default::default),
     };
     let created = root
         .create_session(name.as_ref(), record, request.prompt.as_deref())

@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod create;
 pub mod error;
 pub mod host;

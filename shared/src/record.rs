@@ -151,6 +151,9 @@ pub struct Record {
     /// Why the session failed, or what went wrong in the supervisor.
     #[serde(default)]
     pub error: Option<String>,
+    /// Exec sessions: what the agent is doing, from its event stream.
+    #[serde(default)]
+    pub agent: Option<crate::agent::Agent>,
 }
 
 /// Just the format version, to explain records that do not parse.
@@ -323,6 +326,7 @@ pub(crate) mod tests {
             stderr_bytes: 0,
             dropped_bytes: 0,
             error: None,
+            agent: None,
         }
     }
 

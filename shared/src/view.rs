@@ -60,6 +60,8 @@ pub struct View {
     pub dir: String,
     /// What went wrong: the record's error, or why it is corrupt.
     pub error: Option<String>,
+    /// Exec sessions: what the agent is doing.
+    pub agent: Option<crate::agent::Agent>,
 }
 
 impl View {
@@ -89,6 +91,7 @@ impl View {
             dropped_bytes: 0,
             dir: session.dir.display().to_string(),
             error: None,
+            agent: None,
         };
         match &session.record {
             Ok(r) => {
@@ -108,6 +111,7 @@ impl View {
                 v.stdin = r.stdin;
                 v.labels = r.labels.clone();
                 v.dropped_bytes = r.dropped_bytes;
+                v.agent = r.agent.clone();
                 v.error = r.error.clone().or_else(|| match session.status {
                     Status::Lost => Some("the supervisor is gone".into()),
                     Status::Failed if r.error.is_none() => {

@@ -6,6 +6,7 @@
 //! output until everything the command started has ended, records the exit
 //! and exits, releasing the lock.
 
+mod agent;
 mod command;
 mod detach;
 mod feed;

@@ -15,12 +15,14 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use shared::agent::Change;
 use shared::layout::Stream;
 use shared::lock::Lock;
 use shared::protocol::{self, Exit, Frame, Welcome};
 use shared::record::{Durability, Record, State};
 use shared::{host, Timestamp};
 
+use crate::agent::Watcher;
 use crate::command::{self, Io};
 use crate::feed::Feed;
 use crate::logs::Logs;
@@ -43,6 +45,8 @@ const PTY_CHUNK: usize = 8 * 1024;
 const PTY_BUDGET: usize = 1 << 20;
 /// How long attached clients get to take the news of the end.
 const CLIENT_PATIENCE: Duration = Duration::from_secs(1);
+/// The least time between two writes of the agent summary.
+const AGENT_WRITE_EVERY: Duration = Duration::from_millis(250);
 /// Both output streams.
 const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 /// Room kept in the running record so the final one can be written in
@@ -89,6 +93,11 @@ pub struct Supervisor {
     stdin: Option<Feed>,
     /// The attach socket (none if it could not be bound).
     server: Option<Server>,
+    /// Exec sessions: the agent summary kept from the event stream.
+    watcher: Option<Watcher>,
+    /// When the summary is to be written next (a few times a second at
+    /// most, and at once at a turn's end).
+    agent_write_at: Option<Instant>,
     /// The command's end, once seen.
     exit: Option<WaitStatus>,
     /// Whether the supervisor still has children to reap.
@@ -161,6 +170,7 @@ impl Supervisor {
             .map(Feed::new)
             .transpose()
             .map_err(|e| other(&e))?;
+        let watcher = record.agent.clone().map(Watcher::new);
         let timeout_at = record
             .timeout_ms
             .map(|ms| Instant::now() + Duration::from_millis(ms));
@@ -174,6 +184,8 @@ impl Supervisor {
             output,
             stdin,
             server: Server::bind(dir).ok(),
+            watcher,
+            agent_write_at: None,
             exit: None,
             children_left: true,
             timeout_at,
@@ -345,9 +357,14 @@ impl Supervisor {
     /// Logs and sends out what was read, and commits the index.
     fn flush_output(&mut self) {
         let server = &mut self.server;
+        let watcher = &mut self.watcher;
         if let Output::Pipes(pipes) = &mut self.output {
-            pipes.splice = !server.as_ref().is_some_and(Server::has_clients);
+            // Bulk output skips user space: only when nobody needs to see it.
+            pipes.splice = watcher.is_none() && !server.as_ref().is_some_and(Server::has_clients);
             pipes.flush(&mut self.logs, &mut |stream, bytes| {
+                if let (Some(w), Stream::Stdout) = (watcher.as_mut(), stream) {
+                    w.feed(bytes);
+                }
                 if let Some(server) = server.as_mut() {
                     let bytes = bytes.to_vec();
                     server.broadcast(&match stream {
@@ -358,6 +375,39 @@ impl Supervisor {
             });
         }
         self.logs.commit();
+        self.note_agent();
+    }
+
+    /// Schedules writing the agent summary: at once at a turn's end, else
+    /// at most a few times a second.
+    fn note_agent(&mut self) {
+        let Some(watcher) = &mut self.watcher else {
+            return;
+        };
+        let now = Instant::now();
+        match watcher.take_change() {
+            Change::None => {}
+            Change::TurnEnd => self.agent_write_at = Some(now),
+            Change::Some => {
+                self.agent_write_at.get_or_insert(now + AGENT_WRITE_EVERY);
+            }
+        }
+        if self.agent_write_at.is_some_and(|t| t <= now) {
+            self.write_agent();
+        }
+    }
+
+    /// Writes the record with the current agent summary.
+    fn write_agent(&mut self) {
+        self.agent_write_at = None;
+        if let Some(watcher) = &self.watcher {
+            self.record.agent = Some(watcher.agent.clone());
+            let durability = Durability {
+                sync: false,
+                reserve: RECORD_RESERVE,
+            };
+            let _ = self.record.write(&self.dir, durability);
+        }
     }
 
     /// Serves the attach socket: new clients, their input and sizes.
@@ -424,6 +474,7 @@ impl Supervisor {
             self.timeout_at.filter(|_| self.exit.is_none()),
             self.kill_at,
             jiggle,
+            self.agent_write_at,
         ]
         .into_iter()
         .flatten()
@@ -534,6 +585,9 @@ impl Supervisor {
         if let Output::Pty(pty) = &mut self.output {
             pty.check_deadline(now);
         }
+        if self.agent_write_at.is_some_and(|t| t <= now) {
+            self.write_agent();
+        }
         if self.exit.is_none() && self.timeout_at.is_some_and(|t| t <= now) {
             self.timeout_at = None;
             self.record.timed_out = true;
@@ -566,6 +620,9 @@ impl Supervisor {
         r.stdout_bytes = self.logs.logged(Stream::Stdout);
         r.stderr_bytes = self.logs.logged(Stream::Stderr);
         r.dropped_bytes = self.logs.dropped;
+        if let Some(watcher) = &self.watcher {
+            r.agent = Some(watcher.agent.clone());
+        }
         let written = r.write(
             &self.dir,
             Durability {

@@ -1,0 +1,90 @@
+//! Watching an exec session's stdout, codex's JSONL event stream, to keep
+//! the agent summary in the record current: line by line, with a bounded
+//! line buffer, tolerating lines split across reads and lines that are not
+//! JSON.
+
+use shared::agent::{Agent, Change};
+
+/// The longest event line taken into account; longer ones are skipped.
+const MAX_LINE: usize = 1 << 20;
+
+/// The summary and the line being assembled.
+pub struct Watcher {
+    /// The summary so far.
+    pub agent: Agent,
+    line: Vec<u8>,
+    /// Inside a line too long to keep: skip to its end.
+    skipping: bool,
+    /// The biggest change since the summary was last written.
+    change: Change,
+}
+
+impl Watcher {
+    /// Watches a stream whose summary so far is `agent`.
+    pub fn new(agent: Agent) -> Watcher {
+        Watcher {
+            agent,
+            line: Vec::new(),
+            skipping: false,
+            change: Change::None,
+        }
+    }
+
+    /// Takes in bytes of the stream.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
+            if !self.skipping && self.line.len() + nl <= MAX_LINE {
+                self.line.extend_from_slice(&bytes[..nl]);
+                let change = self.agent.observe_line(&self.line);
+                self.change = self.change.max(change);
+            }
+            self.line.clear();
+            self.skipping = false;
+            bytes = &bytes[nl + 1..];
+        }
+        if self.line.len() + bytes.len() > MAX_LINE {
+            self.line.clear();
+            self.skipping = true;
+        } else if !self.skipping {
+            self.line.extend_from_slice(bytes);
+        }
+        if self.line.capacity() > 64 * 1024 && self.line.is_empty() {
+            self.line.shrink_to(4096);
+        }
+    }
+
+    /// What changed since the last call (and forgets it).
+    pub fn take_change(&mut self) -> Change {
+        std::mem::replace(&mut self.change, Change::None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::agent::AgentState;
+
+    #[test]
+    fn lines_split_across_reads_and_garbage() {
+        let mut w = Watcher::new(Agent::default());
+        w.feed(b"{\"type\":\"thread.sta");
+        assert_eq!(w.take_change(), Change::None);
+        w.feed(b"rted\",\"thread_id\":\"t\"}\nnot json\n{\"type\":\"turn.completed\",");
+        assert_eq!(w.take_change(), Change::Some);
+        w.feed(b"\"usage\":{\"output_tokens\":4}}\n");
+        assert_eq!(w.take_change(), Change::TurnEnd);
+        assert_eq!(w.agent.thread_id.as_deref(), Some("t"));
+        assert_eq!(w.agent.output_tokens, 4);
+        assert_eq!(w.agent.state, AgentState::Done);
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped_whole() {
+        let mut w = Watcher::new(Agent::default());
+        w.feed(b"{\"type\":\"error\",\"message\":\"");
+        w.feed(&vec![b'x'; MAX_LINE + 10]);
+        w.feed(b"\"}\n{\"type\":\"turn.started\"}\n");
+        assert_eq!(w.agent.last_error, None);
+        assert_eq!(w.agent.state, AgentState::Working);
+    }
+}

@@ -1,0 +1,194 @@
+//! What an exec session's agent is doing, summed up from the JSONL event
+//! stream `codex exec --json` writes to stdout: the thread, the turns, the
+//! tokens, the last message, whether it is working, done or failed.
+//!
+//! The supervisor keeps this summary in the record, so listing thousands of
+//! sessions never reads a log. Unknown events and lines that are not JSON
+//! are ignored.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How long a message or error the summary keeps, in characters.
+const MAX_TEXT: usize = 1000;
+
+/// The agent's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    /// A turn is under way (or about to be).
+    #[default]
+    Working,
+    /// The last turn completed.
+    Done,
+    /// The last turn failed, or codex reported an error.
+    Failed,
+}
+
+impl AgentState {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Working => "working",
+            AgentState::Done => "done",
+            AgentState::Failed => "failed",
+        }
+    }
+}
+
+/// The summary of an agent's event stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Agent {
+    /// The thread (conversation) id, once codex has said it.
+    #[serde(default)]
+    pub thread_id: Option<String>,
+    /// Turns ended (completed or failed).
+    #[serde(default)]
+    pub turns: u32,
+    /// Input tokens, all turns.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Of those, served from the cache.
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    /// Output tokens, all turns.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// The last message the agent wrote (its start).
+    #[serde(default)]
+    pub last_message: Option<String>,
+    /// Working, done or failed.
+    #[serde(default)]
+    pub state: AgentState,
+    /// The last error codex reported.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// How much an event changed the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    /// Nothing that the summary keeps.
+    None,
+    /// Something worth writing soon.
+    Some,
+    /// A turn ended: worth writing now.
+    TurnEnd,
+}
+
+impl Agent {
+    /// Takes one line of the event stream into account.
+    pub fn observe_line(&mut self, line: &[u8]) -> Change {
+        match serde_json::from_slice::<Value>(line) {
+            Ok(event) => self.observe(&event),
+            Err(_) => Change::None,
+        }
+    }
+
+    /// Takes one event into account.
+    pub fn observe(&mut self, event: &Value) -> Change {
+        let str_at = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(clip);
+        match event.get("type").and_then(Value::as_str) {
+            Some("thread.started") => {
+                self.thread_id = str_at(event, "thread_id");
+                Change::Some
+            }
+            Some("turn.started") => {
+                self.state = AgentState::Working;
+                Change::Some
+            }
+            Some("turn.completed") => {
+                self.turns += 1;
+                self.state = AgentState::Done;
+                if let Some(usage) = event.get("usage") {
+                    let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
+                    self.input_tokens += n("input_tokens");
+                    self.cached_input_tokens += n("cached_input_tokens");
+                    self.output_tokens += n("output_tokens");
+                }
+                Change::TurnEnd
+            }
+            Some("turn.failed") => {
+                self.turns += 1;
+                self.state = AgentState::Failed;
+                self.last_error = event
+                    .get("error")
+                    .and_then(|e| str_at(e, "message"))
+                    .or(self.last_error.take());
+                Change::TurnEnd
+            }
+            Some("error") => {
+                self.state = AgentState::Failed;
+                self.last_error = str_at(event, "message");
+                Change::Some
+            }
+            Some("item.completed") => {
+                let item = event.get("item").unwrap_or(&Value::Null);
+                match item.get("type").and_then(Value::as_str) {
+                    Some("agent_message") => {
+                        self.last_message = str_at(item, "text");
+                        Change::Some
+                    }
+                    Some("error") => {
+                        self.last_error = str_at(item, "message");
+                        Change::Some
+                    }
+                    _ => Change::None,
+                }
+            }
+            _ => Change::None,
+        }
+    }
+}
+
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_TEXT) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = r#"{"type":"thread.started","thread_id":"t-1"}
+{"type":"turn.started"}
+{"type":"item.started","item":{"id":"item_0","type":"command_execution","command":"echo hi","status":"in_progress"}}
+{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"All done"}}
+{"type":"turn.completed","usage":{"input_tokens":20,"cached_input_tokens":3,"output_tokens":10}}
+not json at all
+{"type":"some.future.event","x":1}
+{"type":"turn.started"}
+{"type":"turn.failed","error":{"message":"boom"}}"#;
+
+    #[test]
+    fn sums_up_a_stream() {
+        let mut a = Agent::default();
+        let changes: Vec<Change> = STREAM
+            .lines()
+            .map(|l| a.observe_line(l.as_bytes()))
+            .collect();
+        assert_eq!(changes[4], Change::TurnEnd);
+        assert_eq!(changes[5], Change::None);
+        assert_eq!(changes[6], Change::None);
+        assert_eq!(a.thread_id.as_deref(), Some("t-1"));
+        assert_eq!(a.turns, 2);
+        assert_eq!(
+            (a.input_tokens, a.cached_input_tokens, a.output_tokens),
+            (20, 3, 10)
+        );
+        assert_eq!(a.last_message.as_deref(), Some("All done"));
+        assert_eq!(a.state, AgentState::Failed);
+        assert_eq!(a.last_error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn long_texts_are_clipped() {
+        let mut a = Agent::default();
+        let text = "é".repeat(5000);
+        let line = serde_json::json!({"type":"item.completed","item":{"type":"agent_message","text":text}});
+        a.observe(&line);
+        assert_eq!(a.last_message.unwrap().chars().count(), MAX_TEXT + 1);
+    }
+}
