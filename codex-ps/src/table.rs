@@ -1,5 +1,6 @@
 //! The human table: `#  ID  PID  TYPE  STATUS  OUT  ERR  CREATED  PROMPT`.
 
+use shared::agent::AgentState;
 use shared::layout::Stream;
 use shared::units::human_size;
 use shared::{Session, Status};
@@ -79,12 +80,31 @@ fn cells(index: usize, s: &Session) -> [String; 9] {
         human_size(s.log_bytes(Stream::Stdout)),
         human_size(s.log_bytes(Stream::Stderr)),
         s.created_at().to_rfc3339_secs(),
-        r.map(|r| match &r.prompt {
-            Some(p) => p.lines().next().unwrap_or("").to_string(),
-            None => shell_words(&r.argv),
-        })
-        .unwrap_or_default(),
+        r.map(prompt_cell).unwrap_or_default(),
     ]
+}
+
+/// The PROMPT column: for an exec session the agent's state and its last
+/// message (or error, or the prompt while it has said nothing yet), for
+/// others the prompt's first line or the command line.
+fn prompt_cell(r: &shared::Record) -> String {
+    let first_line = |s: &str| s.lines().next().unwrap_or("").to_string();
+    if let Some(agent) = &r.agent {
+        let text = match agent.state {
+            AgentState::Failed => agent
+                .last_error
+                .as_deref()
+                .or(agent.last_message.as_deref()),
+            _ => agent.last_message.as_deref(),
+        }
+        .or(r.prompt.as_deref())
+        .unwrap_or("");
+        return format!("{}: {}", agent.state.as_str(), first_line(text));
+    }
+    match &r.prompt {
+        Some(p) => first_line(p),
+        None => shell_words(&r.argv),
+    }
 }
 
 /// `running`, `exited 0`, `killed SIGTERM`, `timed out`, `lost`…

@@ -57,9 +57,13 @@ pub struct Cli {
     #[arg(long, value_name = "T", value_parser = parse_time)]
     pub until: Option<Timestamp>,
 
-    /// Print one JSON object per line: {"id","stream","time","line"}.
+    /// Print one JSON object per line: {"id","stream","time","line"} (exec sessions: and "event", the parsed event).
     #[arg(long)]
     pub json: bool,
+
+    /// Exec sessions: print codex's JSONL events as they are instead of rendering them.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// `-n`: which lines.

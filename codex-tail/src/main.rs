@@ -3,6 +3,7 @@
 mod cli;
 mod follow;
 mod output;
+mod render;
 mod tail;
 
 use std::io;

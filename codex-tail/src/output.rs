@@ -9,6 +9,8 @@ use shared::layout::Stream;
 
 use shared::output::Line;
 
+use crate::render::render;
+
 /// Colours for session prefixes on a terminal, in turn.
 const COLOURS: [&str; 6] = ["36", "33", "35", "32", "34", "31"];
 
@@ -22,6 +24,11 @@ pub struct Printer {
     pub prefix: bool,
     /// Colour the prefix.
     pub colour: bool,
+    /// Per session shown: whether it is an exec session, whose stdout is
+    /// codex's event stream.
+    pub exec: Vec<bool>,
+    /// Print exec sessions' events as they are.
+    pub raw: bool,
     out: io::BufWriter<io::Stdout>,
     err: io::BufWriter<io::Stderr>,
     last: Option<Stream>,
@@ -35,6 +42,8 @@ impl Printer {
             timestamps,
             prefix,
             colour,
+            exec: Vec::new(),
+            raw: false,
             out: io::BufWriter::with_capacity(64 * 1024, io::stdout()),
             err: io::BufWriter::with_capacity(64 * 1024, io::stderr()),
             last: None,
@@ -56,9 +65,41 @@ impl Printer {
             }
             buf.extend_from_slice(b",\"line\":");
             json_string(&mut buf, &line.text);
+            if self.is_events(nth, line.stream) {
+                // The line is the event's JSON already: embed it as it is.
+                buf.extend_from_slice(b",\"event\":");
+                if serde_json::from_slice::<serde::de::IgnoredAny>(&line.text).is_ok() {
+                    buf.extend_from_slice(&line.text);
+                } else {
+                    buf.extend_from_slice(b"null");
+                }
+            }
             buf.extend_from_slice(b"}\n");
             return self.write(Stream::Stdout, &buf);
         }
+        if self.is_events(nth, line.stream) && !self.raw {
+            if let Some(rendered) = render(&line.text) {
+                for text in rendered {
+                    let shown = Line {
+                        text: text.into_bytes(),
+                        ..line.clone()
+                    };
+                    self.plain(id, nth, &shown)?;
+                }
+                return Ok(());
+            }
+        }
+        self.plain(id, nth, line)
+    }
+
+    /// Whether `stream` of the `nth` session is codex's event stream.
+    fn is_events(&self, nth: usize, stream: Stream) -> bool {
+        stream == Stream::Stdout && self.exec.get(nth).copied().unwrap_or(false)
+    }
+
+    /// Prints one line as it is, with the prefix and time asked for.
+    fn plain(&mut self, id: &str, nth: usize, line: &Line) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(line.text.len() + 64);
         if self.prefix {
             if self.colour {
                 let c = COLOURS[nth % COLOURS.len()];

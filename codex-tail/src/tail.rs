@@ -48,6 +48,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     let colour =
         io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut printer = Printer::new(cli.json, cli.timestamps, sources.len() > 1, colour);
+    printer.raw = cli.raw;
+    printer.exec = sources
+        .iter()
+        .map(|s| shared::Record::read(&s.dir).is_ok_and(|r| r.kind == shared::Kind::Exec))
+        .collect();
     for (nth, source) in sources.iter_mut().enumerate() {
         let id = source.id.to_string();
         if let Some(n) = cli.bytes {
