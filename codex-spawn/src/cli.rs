@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
     name = "codex-spawn",
     version,
     disable_help_subcommand = true,
-    override_usage = "codex-spawn [OPTIONS] exec PROMPT [CODEX_ARGS]...\n       codex-spawn [OPTIONS] repl [PROMPT] [CODEX_ARGS]...\n       codex-spawn [OPTIONS] -- COMMAND [ARGS]...",
+    override_usage = "codex-spawn [OPTIONS] exec [--resume SELECTOR] PROMPT [CODEX_ARGS]...\n       codex-spawn [OPTIONS] repl [PROMPT] [CODEX_ARGS]...\n       codex-spawn [OPTIONS] -- COMMAND [ARGS]...",
     after_help = "Exit status: 0 started; 2 usage error; 125 codex-spawn failed; 126 the command is not executable; 127 the command was not found."
 )]
 pub struct Cli {
@@ -87,6 +87,9 @@ pub struct Options {
 pub enum Mode {
     /// Run `codex exec --json CODEX_ARGS -` with PROMPT on its stdin (`-` reads the prompt from stdin).
     Exec {
+        /// Continue the thread of an earlier exec session (an id, a unique prefix or a row number): runs `codex exec --json CODEX_ARGS resume THREAD_ID -`.
+        #[arg(long, value_name = "SELECTOR")]
+        resume: Option<String>,
         /// The prompt, or `-` to read it from standard input.
         #[arg(allow_hyphen_values = true)]
         prompt: String,

@@ -147,7 +147,14 @@ fn request(cli: &Cli) -> Result<Request, Failure> {
                 tty: true,
             })
         }
-        (Some(Mode::Exec { prompt, codex_args }), _) => {
+        (
+            Some(Mode::Exec {
+                prompt,
+                codex_args,
+                resume,
+            }),
+            _,
+        ) => {
             if cli.options.stdin {
                 usage_error("--stdin cannot be used with exec: its stdin is the prompt");
             }
@@ -164,6 +171,9 @@ fn request(cli: &Cli) -> Result<Request, Failure> {
             let mut argv = vec![codex_bin(cli.options.codex_bin.as_deref())?];
             argv.extend(["exec".into(), "--json".into()]);
             argv.extend(codex_args.iter().cloned());
+            if let Some(selector) = resume {
+                argv.extend(["resume".into(), thread_of(cli, selector)?]);
+            }
             argv.push("-".into());
             if cli.options.tty {
                 usage_error("--tty cannot be used with exec: its output is a JSON stream");
@@ -176,6 +186,24 @@ fn request(cli: &Cli) -> Result<Request, Failure> {
             })
         }
     }
+}
+
+/// The thread id of the exec session `selector` names, for `--resume`.
+fn thread_of(cli: &Cli, selector: &str) -> anyhow::Result<String> {
+    let path = shared::root::resolve_path(cli.options.root.as_deref())
+        .context("finding the session root")?;
+    let root = Root::open(path, Access::Read).context("opening the session root")?;
+    let selector = shared::Selector::parse(selector, true)?;
+    let id = root
+        .resolve(&selector)
+        .context("finding the session to resume")?;
+    let record = shared::Record::read(&root.session_dir(&id))
+        .with_context(|| format!("reading the record of {id}"))?;
+    record.agent.and_then(|a| a.thread_id).ok_or_else(|| {
+        anyhow!(
+            "{id} has no codex thread to resume (not an exec session, or codex never started one)"
+        )
+    })
 }
 
 /// Reports a usage error the way clap does (exit status 2).
