@@ -3,7 +3,9 @@
 //! started. Build first: `cargo build --workspace && cargo test -p codex-tests`.
 
 mod attach;
+mod codex;
 mod exec;
+mod model;
 mod ps;
 mod rm;
 mod spawn;
