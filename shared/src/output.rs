@@ -69,6 +69,9 @@ impl Window {
 
 const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 
+/// How much of a chunk is read at a time when walking backward.
+const BACKWARD_BLOCK: u64 = 64 * 1024;
+
 fn slot(stream: Stream) -> usize {
     match stream {
         Stream::Stdout => 0,
@@ -152,35 +155,46 @@ impl Source {
                 break;
             }
             let k = slot(e.stream);
-            let chunk = self.logs[k].read_range(e.offset, e.offset + u64::from(e.len))?;
-            let Some(&last) = chunk.last() else { continue };
-            if stream_end[k].is_none() {
-                stream_end[k] = Some(e.offset + chunk.len() as u64);
-                if last != b'\n' && !follow {
+            // The chunk is read backward a block at a time: an entry can
+            // stand for megabytes of bulk output, of which only the end
+            // is wanted.
+            let mut hi_off = e.offset + u64::from(e.len);
+            while hi_off > e.offset && ends.len() < n {
+                let lo_off = hi_off.saturating_sub(BACKWARD_BLOCK).max(e.offset);
+                let block = self.logs[k].read_range(lo_off, hi_off)?;
+                if block.len() as u64 != hi_off - lo_off {
+                    // Rotated away: nothing further back is there either.
+                    break;
+                }
+                if stream_end[k].is_none() {
+                    stream_end[k] = Some(hi_off);
+                    if block.last() != Some(&b'\n') && !follow {
+                        ends.push(End {
+                            stream: e.stream,
+                            at: hi_off,
+                            newline: false,
+                            time: e.time,
+                        });
+                    }
+                }
+                for p in block
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .filter(|(_, &b)| b == b'\n')
+                    .map(|(p, _)| p)
+                {
+                    if ends.len() >= n {
+                        break;
+                    }
                     ends.push(End {
                         stream: e.stream,
-                        at: e.offset + chunk.len() as u64,
-                        newline: false,
+                        at: lo_off + p as u64,
+                        newline: true,
                         time: e.time,
                     });
                 }
-            }
-            for p in chunk
-                .iter()
-                .enumerate()
-                .rev()
-                .filter(|(_, &b)| b == b'\n')
-                .map(|(p, _)| p)
-            {
-                if ends.len() >= n {
-                    break;
-                }
-                ends.push(End {
-                    stream: e.stream,
-                    at: e.offset + p as u64,
-                    newline: true,
-                    time: e.time,
-                });
+                hi_off = lo_off;
             }
         }
         ends.reverse();
