@@ -137,6 +137,11 @@ impl Pipes {
     }
 
     fn read(&mut self, stream: Stream, logs: &mut Logs, one_write: bool) {
+        // More than a packet waiting means bulk output (or a reader far
+        // behind, where the order is lost already): move it all at once.
+        if one_write && self.splice && self.waiting(stream) > PACKET && self.splice_rest(stream, logs) {
+            return;
+        }
         let mut packet = [0u8; PACKET];
         loop {
             let Some(file) = self.pipe(stream).as_mut() else {
@@ -171,6 +176,19 @@ impl Pipes {
                     return;
                 }
             }
+        }
+    }
+
+    /// Bytes waiting in `stream`'s pipe.
+    fn waiting(&self, stream: Stream) -> usize {
+        let Some(fd) = self.fd(stream) else { return 0 };
+        let mut n: nix::libc::c_int = 0;
+        // Safety: FIONREAD writes one int into memory we own.
+        let rc = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::FIONREAD, &mut n) };
+        if rc < 0 {
+            0
+        } else {
+            n.max(0) as usize
         }
     }
 
