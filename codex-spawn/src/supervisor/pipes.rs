@@ -139,7 +139,11 @@ impl Pipes {
     fn read(&mut self, stream: Stream, logs: &mut Logs, one_write: bool) {
         // More than a packet waiting means bulk output (or a reader far
         // behind, where the order is lost already): move it all at once.
-        if one_write && self.splice && self.waiting(stream) > PACKET && self.splice_rest(stream, logs) {
+        if one_write
+            && self.splice
+            && self.waiting(stream) > PACKET
+            && self.splice_rest(stream, logs)
+        {
             return;
         }
         let mut packet = [0u8; PACKET];
