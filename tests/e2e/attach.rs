@@ -6,7 +6,8 @@
 
 use std::cell::Cell;
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -19,9 +20,6 @@ use crate::util::*;
 
 /// The terminal type of the programs in sessions (tmux emulates it).
 const TERM: &str = "screen";
-/// The prompt of the shell in the tmux pane (the "outer" terminal), as
-/// set and as matched on the screen (whose lines are trimmed).
-const OUT: (&str, &str) = ("out> ", "out>");
 /// The prompt of the shells run as sessions.
 const IN: (&str, &str) = ("in> ", "in>");
 /// How long tmux commands and screen changes may take.
@@ -44,10 +42,18 @@ fn spawn(t: &TestRoot, args: &[&str]) -> String {
         .id()
 }
 
+/// A tty session named `name` running an interactive `bash --norc`.
+fn spawn_bash(t: &TestRoot, name: &str) -> String {
+    spawn(
+        t,
+        &["-t", "-n", name, "--", "bash", "--norc", "--noprofile"],
+    )
+}
+
 /// `codex-attach --root ROOT ARGS...`, to run or to start in the background.
 fn attach_cmd(t: &TestRoot, args: &[&str]) -> TestCommand {
-    let mut cmd = t.command(bin("codex-attach"));
-    cmd.arg("--root").arg(t.root()).args(args);
+    let mut cmd = t.tool_cmd("codex-attach");
+    cmd.args(args);
     cmd
 }
 
@@ -76,19 +82,9 @@ fn end_child(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// The size of a file, 0 when it does not exist.
-fn size(path: &Path) -> u64 {
-    fs::metadata(path).map_or(0, |m| m.len())
-}
-
-/// A file's text, empty when it does not exist.
-fn text(path: &Path) -> String {
-    String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
-}
-
 /// The session's stdout.log as text (empty before it exists).
 fn log(t: &TestRoot, id: &str) -> String {
-    text(&t.session_dir(id).join("stdout.log"))
+    file_text(&t.session_dir(id).join("stdout.log"))
 }
 
 /// Waits until `id`'s stdout.log satisfies `pred`, failing with the log.
@@ -119,14 +115,6 @@ fn python(t: &TestRoot) -> Option<String> {
     (out.status.success() && !exe.is_empty()).then_some(exe)
 }
 
-/// Whether `name` is an executable on PATH.
-fn on_path(name: &str) -> bool {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .any(|d| Path::new(d).join(name).is_file())
-}
-
 /// The codex-attach process started by the shell of a tmux pane: same
 /// session (sid) as the pane's shell, tagged with this test.
 fn attach_in_pane(t: &TestRoot, pane: i32) -> Option<i32> {
@@ -142,139 +130,34 @@ fn attach_in_pane(t: &TestRoot, pane: i32) -> Option<i32> {
     })
 }
 
-/// A tmux server on a private socket with one window whose pane runs an
-/// interactive `bash --norc` (prompt [`OUT`], the built binaries first on
-/// PATH, the session root from the environment). Ended by pid when dropped.
-struct Tmux<'a> {
+/// The outer terminal: a [`Tmux::shell`] (80x24) in which the tests type
+/// `codex-attach` and other commands.
+struct Outer<'a> {
+    tmux: Tmux<'a>,
     t: &'a TestRoot,
-    sock: PathBuf,
-    server: i32,
-    pane: i32,
     /// Numbers the attaches typed, for their `rcN=` lines.
     attaches: Cell<u32>,
     /// Numbers the commands run through files.
     runs: Cell<u32>,
 }
 
-impl<'a> Tmux<'a> {
-    fn start(t: &'a TestRoot) -> Tmux<'a> {
-        bin("codex-attach");
+impl<'a> Deref for Outer<'a> {
+    type Target = Tmux<'a>;
+
+    fn deref(&self) -> &Tmux<'a> {
+        &self.tmux
+    }
+}
+
+impl<'a> Outer<'a> {
+    fn start(t: &'a TestRoot) -> Outer<'a> {
         bin("codex-supervisor");
-        let mut tmux = Tmux {
+        Outer {
+            tmux: Tmux::shell(t, (80, 24), "xterm", SCREEN_WAIT),
             t,
-            sock: t.path().join("tmux.sock"),
-            server: 0,
-            pane: 0,
             attaches: Cell::new(0),
             runs: Cell::new(0),
-        };
-        let path = format!(
-            "{}:{}",
-            s(&bin_dir()),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        tmux.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            "e2e",
-            "-x",
-            "80",
-            "-y",
-            "24",
-            "bash",
-            "--norc",
-            "--noprofile",
-        ])
-        .env("PATH", path)
-        .env("PS1", OUT.0)
-        .env("HOME", t.path())
-        .env("HISTFILE", "/dev/null")
-        .env("TERM", "xterm")
-        .run()
-        .expect_success();
-        let pids = tmux.ok(&["display-message", "-p", "-t", "e2e", "#{pid} #{pane_pid}"]);
-        let pids: Vec<i32> = pids
-            .stdout_str()
-            .split_whitespace()
-            .map(|p| p.parse().unwrap())
-            .collect();
-        (tmux.server, tmux.pane) = (pids[0], pids[1]);
-        t.track(tmux.server);
-        t.track(tmux.pane);
-        tmux.ok(&["set-option", "-g", "status", "off"]);
-        tmux.wait_screen("the outer prompt", |l| {
-            l.iter().any(|l| l.starts_with(OUT.1))
-        });
-        tmux
-    }
-
-    fn cmd(&self, args: &[&str]) -> TestCommand {
-        let mut cmd = self.t.command("tmux");
-        cmd.arg("-S")
-            .arg(&self.sock)
-            .arg("-f")
-            .arg("/dev/null")
-            .args(args)
-            .timeout(SCREEN_WAIT);
-        cmd
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.cmd(args).run();
-        out.expect_success();
-        out
-    }
-
-    /// `send-keys` of tmux key names (`Enter`, `C-\`, `Escape`...).
-    fn keys(&self, keys: &[&str]) {
-        self.ok(&[&["send-keys", "-t", "e2e"], keys].concat());
-    }
-
-    /// Types `line` literally, then Enter.
-    fn type_line(&self, line: &str) {
-        self.ok(&["send-keys", "-t", "e2e", "-l", line]);
-        self.keys(&["Enter"]);
-    }
-
-    fn screen(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-t", "e2e"]).stdout_str()
-    }
-
-    /// A pane variable such as `alternate_on`.
-    fn var(&self, name: &str) -> String {
-        let out = self.ok(&[
-            "display-message",
-            "-p",
-            "-t",
-            "e2e",
-            &format!("#{{{name}}}"),
-        ]);
-        out.stdout_str().trim().to_string()
-    }
-
-    /// Polls the screen until `pred` holds of its lines (trailing blanks
-    /// trimmed); fails with the screen after [`SCREEN_WAIT`].
-    fn wait_screen(&self, what: &str, pred: impl Fn(&[&str]) -> bool) -> String {
-        let mut screen = String::new();
-        let ok = eventually(SCREEN_WAIT, || {
-            screen = self.screen();
-            let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
-            pred(&lines)
-        });
-        if !ok {
-            panic!(
-                "the screen never showed {what} in {SCREEN_WAIT:?}:\n{}\n{}",
-                screen_dump(&screen),
-                self.t.listing()
-            );
         }
-        screen
-    }
-
-    /// Waits for a line that is exactly `line`.
-    fn wait_line(&self, line: &str) -> String {
-        self.wait_screen(&format!("the line {line:?}"), |l| l.contains(&line))
     }
 
     /// Runs `cmd` in the outer shell with its output into a file, and
@@ -291,12 +174,12 @@ impl<'a> Tmux<'a> {
                 screen_dump(&self.screen())
             );
         }
-        text(&done)
+        file_text(&done)
     }
 
     /// Types `codex-attach ARGS; echo rcN=$?` in the outer shell, waits
     /// until the screen satisfies `attached`, and returns N (for
-    /// [`Tmux::wait_rc`]) and codex-attach's pid.
+    /// [`Outer::wait_rc`]) and codex-attach's pid.
     fn attach(&self, args: &str, attached: impl Fn(&[&str]) -> bool) -> (u32, i32) {
         let n = self.attaches.get() + 1;
         self.attaches.set(n);
@@ -331,28 +214,6 @@ impl<'a> Tmux<'a> {
     }
 }
 
-impl Drop for Tmux<'_> {
-    fn drop(&mut self) {
-        // By pid: the server ends its panes (SIGHUP) as it goes.
-        let server = Pid::from_raw(self.server);
-        if self.server > 1 && has_env(self.server, &self.t.tag()) {
-            let _ = kill(server, Signal::SIGTERM);
-            if !eventually(Duration::from_secs(3), || !is_alive(self.server)) {
-                let _ = kill(server, Signal::SIGKILL);
-            }
-        }
-    }
-}
-
-/// A screen for a failure message, one numbered line each.
-fn screen_dump(screen: &str) -> String {
-    let mut out = String::from("--- screen ---\n");
-    for (i, l) in screen.lines().enumerate() {
-        out.push_str(&format!("{i:2}|{l}\n"));
-    }
-    out
-}
-
 /// Whether the screen shows a shell session attached: its prompt, and no
 /// line of the outer shell (the attach cleared the screen).
 fn shell_attached(l: &[&str]) -> bool {
@@ -365,11 +226,8 @@ fn shell_attached(l: &[&str]) -> bool {
 #[test]
 fn a_shell_session_attach_detach_reattach_and_its_exit_code() {
     let t = TestRoot::new("attach-shell");
-    let id = spawn(
-        &t,
-        &["-t", "-n", "sh1", "--", "bash", "--norc", "--noprofile"],
-    );
-    let tmux = Tmux::start(&t);
+    let id = spawn_bash(&t, "sh1");
+    let tmux = Outer::start(&t);
     let stty0 = tmux.run("stty -a");
     assert!(stty0.contains("speed"), "stty -a printed {stty0:?}");
 
@@ -413,12 +271,12 @@ fn vim_keeps_its_screen_across_attaches_and_follows_resizes() {
             "-t", "-n", "vi", "--", "vim", "-u", "NONE", "-N", "-i", "NONE",
         ],
     );
-    let tmux = Tmux::start(&t);
+    let tmux = Outer::start(&t);
     let vim_attached = |l: &[&str]| {
         l.iter().any(|l| l.starts_with('~')) && !l.iter().any(|l| l.starts_with(OUT.1))
     };
     let (n, _) = tmux.attach(&id, vim_attached);
-    tmux.ok(&["send-keys", "-t", "e2e", "-l", "ihello"]);
+    tmux.type_text("ihello");
     tmux.keys(&["Escape"]);
     tmux.wait_screen("hello typed into vim", |l| l.first() == Some(&"hello"));
     tmux.keys(&["C-\\"]);
@@ -445,7 +303,15 @@ fn vim_keeps_its_screen_across_attaches_and_follows_resizes() {
         );
     };
     reports("24");
-    tmux.ok(&["resize-window", "-t", "e2e", "-x", "100", "-y", "30"]);
+    tmux.ok(&[
+        "resize-window",
+        "-t",
+        Tmux::SESSION,
+        "-x",
+        "100",
+        "-y",
+        "30",
+    ]);
     reports("30");
     tmux.type_line(":q!");
     tmux.wait_rc(n, 0);
@@ -460,7 +326,7 @@ fn a_python_repl_driven_by_a_terminal_and_by_a_pipe() {
         return;
     };
     let id = spawn(&t, &["-t", "-n", "py", "--", &py, "-q"]);
-    let tmux = Tmux::start(&t);
+    let tmux = Outer::start(&t);
     let (n, _) = tmux.attach(&id, |l| {
         l.iter().any(|l| l.starts_with(">>>")) && !l.iter().any(|l| l.starts_with(OUT.1))
     });
@@ -475,12 +341,7 @@ fn a_python_repl_driven_by_a_terminal_and_by_a_pipe() {
         .expect_success();
     let mut tail = None;
     let found = eventually(WAIT, || {
-        let out = t
-            .command(bin("codex-tail"))
-            .arg("--root")
-            .arg(t.root())
-            .arg(&id)
-            .run();
+        let out = t.tool("codex-tail", &[&id]);
         let hit = out.status.success() && out.stdout_str().lines().any(|l| l.trim() == "1024");
         tail = Some(out);
         hit
@@ -519,32 +380,32 @@ fn two_clients_see_the_output_and_a_stopped_one_stalls_nothing() {
     let both = eventually(WAIT, || {
         [&a_out, &b_out]
             .iter()
-            .all(|f| size(f) > 64 * 1024 && text(f).contains("count "))
+            .all(|f| file_size(f) > 64 * 1024 && file_text(f).contains("count "))
     });
     assert!(
         both,
         "both clients should see the counter: a {} bytes, b {} bytes\na: {}\nb: {}",
-        size(&a_out),
-        size(&b_out),
-        text(&t.path().join("a.err")),
-        text(&t.path().join("b.err"))
+        file_size(&a_out),
+        file_size(&b_out),
+        file_text(&t.path().join("a.err")),
+        file_text(&t.path().join("b.err"))
     );
 
     // Stop a: its queue fills (4 MiB), it is dropped, and neither the
     // session nor b waits for it.
     let a_pid = Pid::from_raw(a.id() as i32);
     kill(a_pid, Signal::SIGSTOP).unwrap();
-    let (b0, log0) = (size(&b_out), size(&stdout_log));
+    let (b0, log0) = (file_size(&b_out), file_size(&stdout_log));
     let more = 12 << 20;
     let grew = eventually(Duration::from_secs(30), || {
-        size(&b_out) >= b0 + more && size(&stdout_log) >= log0 + more
+        file_size(&b_out) >= b0 + more && file_size(&stdout_log) >= log0 + more
     });
-    let a_stalled = size(&a_out);
+    let a_stalled = file_size(&a_out);
     assert!(
         grew,
         "with one client stopped, b grew {} bytes and stdout.log {} bytes (want {more})\n{}",
-        size(&b_out) - b0,
-        size(&stdout_log) - log0,
+        file_size(&b_out) - b0,
+        file_size(&stdout_log) - log0,
         t.listing()
     );
     assert!(
@@ -556,7 +417,7 @@ fn two_clients_see_the_output_and_a_stopped_one_stalls_nothing() {
     // Dropped, a ends by itself once it runs again.
     kill(a_pid, Signal::SIGCONT).unwrap();
     let a_ended = eventually(WAIT, || a.try_wait().unwrap().is_some());
-    let a_err = text(&t.path().join("a.err"));
+    let a_err = file_text(&t.path().join("a.err"));
     fs::write(&stop, "").unwrap();
     end_child(&mut a);
     end_child(&mut b);
@@ -564,20 +425,17 @@ fn two_clients_see_the_output_and_a_stopped_one_stalls_nothing() {
         a_ended,
         "the stopped client was not dropped: still attached after SIGCONT \
          ({a_stalled} bytes when stopped, {} now; b has {})\nstderr: {a_err}",
-        size(&a_out),
-        size(&b_out)
+        file_size(&a_out),
+        file_size(&b_out)
     );
-    assert!(size(&a_out) < size(&b_out), "a saw as much as b");
+    assert!(file_size(&a_out) < file_size(&b_out), "a saw as much as b");
 }
 
 #[test]
 fn kill_9_of_the_client_leaves_the_session_running_and_attachable() {
     let t = TestRoot::new("attach-kill9");
-    let id = spawn(
-        &t,
-        &["-t", "-n", "k9", "--", "bash", "--norc", "--noprofile"],
-    );
-    let tmux = Tmux::start(&t);
+    let id = spawn_bash(&t, "k9");
+    let tmux = Outer::start(&t);
     let (n, pid) = tmux.attach(&id, shell_attached);
     tmux.type_line("echo one$((0+1))");
     tmux.wait_line("one1");
@@ -608,11 +466,8 @@ fn kill_9_of_the_client_leaves_the_session_running_and_attachable() {
 #[test]
 fn detach_keys_custom_and_inside_a_paste() {
     let t = TestRoot::new("attach-keys");
-    let id = spawn(
-        &t,
-        &["-t", "-n", "dk", "--", "bash", "--norc", "--noprofile"],
-    );
-    let tmux = Tmux::start(&t);
+    let id = spawn_bash(&t, "dk");
+    let tmux = Outer::start(&t);
     let (n, _) = tmux.attach(&format!("--detach-keys ctrl-p,ctrl-q {id}"), shell_attached);
     // With other detach keys, ctrl-\ is only a key for the program.
     tmux.keys(&["C-\\"]);
@@ -638,7 +493,7 @@ fn sigterm_to_the_client_restores_the_terminal_from_a_full_screen_program() {
     let file = t.path().join("rows.txt");
     fs::write(&file, lines).unwrap();
     let id = spawn(&t, &["-t", "-n", "lv", "--", "less", s(&file)]);
-    let tmux = Tmux::start(&t);
+    let tmux = Outer::start(&t);
     let stty0 = tmux.run("stty -a");
     assert_eq!(tmux.var("alternate_on"), "0");
     let (n, pid) = tmux.attach(&id, |l| {
@@ -706,14 +561,14 @@ fn pipe_sessions_input_refusals_and_replay() {
     wait_log(&t, &ten, "ten lines", |l| l.lines().count() == 10);
     let mut watcher = attach_bg(&t, &["--no-stdin", "--replay", "3", &ten], "replay");
     let out_file = t.path().join("replay.out");
-    let got = eventually(WAIT, || size(&out_file) >= 7);
-    let replay = text(&out_file);
+    let got = eventually(WAIT, || file_size(&out_file) >= 7);
+    let replay = file_text(&out_file);
     let alive = watcher.try_wait().unwrap().is_none();
     end_child(&mut watcher);
     assert!(
         got && alive,
         "no replay from a live codex-attach: {replay:?}\nstderr: {}",
-        text(&t.path().join("replay.err"))
+        file_text(&t.path().join("replay.err"))
     );
     assert_eq!(
         replay, "8\n9\n10\n",
@@ -742,12 +597,7 @@ fn repl_runs_the_codex_binary_in_a_tty() {
             "m1",
         ],
     );
-    let out = t
-        .command(bin("codex-ps"))
-        .arg("--root")
-        .arg(t.root())
-        .args(["--json", &id])
-        .run();
+    let out = t.tool("codex-ps", &["--json", &id]);
     out.expect_success();
     let row: Value = serde_json::from_str(out.stdout_str().trim())
         .unwrap_or_else(|e| out.fail(&format!("not one JSON line: {e}")));

@@ -12,8 +12,6 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::Value;
 use shared::Status;
 
@@ -88,9 +86,7 @@ impl Codex {
     fn context(&self, t: &TestRoot, id: &str) -> String {
         // A terminal's output would garble the failure message: escaped.
         let log = |f: &str| {
-            let text =
-                String::from_utf8_lossy(&fs::read(t.session_dir(id).join(f)).unwrap_or_default())
-                    .into_owned();
+            let text = file_text(&t.session_dir(id).join(f));
             text.lines()
                 .map(|l| format!("{}\n", l.escape_debug()))
                 .collect::<String>()
@@ -104,17 +100,9 @@ impl Codex {
     }
 }
 
-fn tool(t: &TestRoot, name: &str, args: &[&str]) -> Output {
-    t.command(bin(name))
-        .arg("--root")
-        .arg(t.root())
-        .args(args)
-        .run()
-}
-
 /// `codex-ps --json ID`: its one object.
 fn ps_json(t: &TestRoot, id: &str) -> Value {
-    let out = tool(t, "codex-ps", &["--json", id]);
+    let out = t.tool("codex-ps", &["--json", id]);
     out.expect_success();
     let text = out.stdout_str();
     let lines: Vec<&str> = text.lines().collect();
@@ -157,11 +145,6 @@ fn strs(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The processes whose environment says they belong to session `id`.
-fn session_pids(id: &str) -> Vec<i32> {
-    pids_with_env(&format!("CODEX_BACKGROUND_ID={id}"))
 }
 
 fn describe_pids(pids: &[i32]) -> String {
@@ -224,7 +207,7 @@ fn a_shell_command_turn_is_summarised_and_rendered() {
     );
 
     // codex-tail renders it for people.
-    let out = tool(&t, "codex-tail", &[&id]);
+    let out = t.tool("codex-tail", &[&id]);
     out.expect_success();
     let text = out.stdout_str();
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
@@ -241,13 +224,13 @@ fn a_shell_command_turn_is_summarised_and_rendered() {
         );
 
     // --raw: the JSONL as it is.
-    let raw_all = tool(&t, "codex-tail", &["--raw", "-n", "all", &id]);
+    let raw_all = t.tool("codex-tail", &["--raw", "-n", "all", &id]);
     raw_all.expect_success();
     raw_all.check(
         raw_all.stdout == log,
         "--raw -n all differs from stdout.log",
     );
-    let raw = tool(&t, "codex-tail", &["--raw", &id]);
+    let raw = t.tool("codex-tail", &["--raw", &id]);
     raw.expect_success();
     let n = log_text.lines().count();
     let last10: String = log_text
@@ -261,7 +244,7 @@ fn a_shell_command_turn_is_summarised_and_rendered() {
     );
 
     // --json: the usual fields and the parsed event.
-    let js = tool(&t, "codex-tail", &["--json", "-n", "all", &id]);
+    let js = t.tool("codex-tail", &["--json", "-n", "all", &id]);
     js.expect_success();
     let objs: Vec<Value> = js
         .stdout_str()
@@ -314,7 +297,7 @@ fn a_failing_turn_exits_1_with_the_agent_failed() {
     );
     // The table shows it failed (STATUS says `exited 1`: the word comes
     // from the agent's state).
-    let table = tool(&t, "codex-ps", &["--no-trunc"]);
+    let table = t.tool("codex-ps", &["--no-trunc"]);
     table.expect_success();
     let text = table.stdout_str();
     let row = text.lines().find(|l| l.contains(&id));
@@ -323,7 +306,7 @@ fn a_failing_turn_exits_1_with_the_agent_failed() {
         "the row of the session does not say failed",
     );
     // codex-tail shows the error too.
-    let tail = tool(&t, "codex-tail", &[&id]);
+    let tail = t.tool("codex-tail", &[&id]);
     tail.expect_success().check(
         tail.stdout_str().contains("on fire"),
         "the error is not shown",
@@ -369,7 +352,7 @@ fn a_patch_turn_creates_the_file_and_tail_shows_it() {
     let a = agent(&t, &id);
     assert_eq!(a["state"], "done", "{a:#}");
     assert_eq!(a["last_message"], "Patched.", "{a:#}");
-    let tail = tool(&t, "codex-tail", &["-n", "all", &id]);
+    let tail = t.tool("codex-tail", &["-n", "all", &id]);
     tail.expect_success();
     let text = tail.stdout_str();
     tail.check(
@@ -395,7 +378,7 @@ fn codex_rm_force_stops_a_turn_in_flight_within_the_grace() {
         t.listing()
     );
     let grace = Duration::from_secs(2);
-    let out = tool(&t, "codex-rm", &["-f", "--grace", "2s", &id]);
+    let out = t.tool("codex-rm", &["-f", "--grace", "2s", &id]);
     out.expect_success();
     out.check(
         out.stdout_str() == format!("{id}\n"),
@@ -493,139 +476,8 @@ fn exec_resume_continues_the_same_thread() {
 // ---------------------------------------------------------------------
 // repl: the interactive codex through codex-attach in tmux
 
-/// The prompt of the shell in the tmux pane, as set and as seen.
-const OUT: (&str, &str) = ("out> ", "out>");
 /// How long tmux commands and screen changes may take.
 const SCREEN_WAIT: Duration = Duration::from_secs(30);
-
-/// A tmux server on a private socket whose one pane (100x30) runs
-/// `bash --norc` with the built binaries first on PATH; ended by pid when
-/// dropped.
-struct Tmux<'a> {
-    t: &'a TestRoot,
-    sock: PathBuf,
-    server: i32,
-}
-
-impl<'a> Tmux<'a> {
-    fn start(t: &'a TestRoot) -> Tmux<'a> {
-        bin("codex-attach");
-        let mut tmux = Tmux {
-            t,
-            sock: t.path().join("tmux.sock"),
-            server: 0,
-        };
-        let path = format!(
-            "{}:{}",
-            s(&bin_dir()),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        tmux.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            "cx",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "bash",
-            "--norc",
-            "--noprofile",
-        ])
-        .env("PATH", path)
-        .env("PS1", OUT.0)
-        .env("HOME", t.path())
-        .env("HISTFILE", "/dev/null")
-        .env("TERM", "xterm-256color")
-        .run()
-        .expect_success();
-        let pid = tmux.ok(&["display-message", "-p", "-t", "cx", "#{pid}"]);
-        tmux.server = pid.stdout_str().trim().parse().expect("tmux's pid");
-        t.track(tmux.server);
-        tmux.ok(&["set-option", "-g", "status", "off"]);
-        tmux.wait_screen("the outer prompt", |l| {
-            l.iter().any(|l| l.starts_with(OUT.1))
-        });
-        tmux
-    }
-
-    fn cmd(&self, args: &[&str]) -> TestCommand {
-        let mut cmd = self.t.command("tmux");
-        cmd.arg("-S")
-            .arg(&self.sock)
-            .arg("-f")
-            .arg("/dev/null")
-            .args(args)
-            .timeout(SCREEN_WAIT);
-        cmd
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let out = self.cmd(args).run();
-        out.expect_success();
-        out
-    }
-
-    /// `send-keys` of tmux key names (`Enter`, `C-\\`...).
-    fn keys(&self, keys: &[&str]) {
-        self.ok(&[&["send-keys", "-t", "cx"], keys].concat());
-    }
-
-    /// Types `text` literally (no Enter).
-    fn type_text(&self, text: &str) {
-        self.ok(&["send-keys", "-t", "cx", "-l", text]);
-    }
-
-    fn screen(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-t", "cx"]).stdout_str()
-    }
-
-    /// Polls the screen until `pred` holds of its lines (trailing blanks
-    /// trimmed); fails with the screen and `context()` after SCREEN_WAIT.
-    fn wait_screen(&self, what: &str, pred: impl Fn(&[&str]) -> bool) -> String {
-        self.wait_screen_or(what, pred, String::new)
-    }
-
-    fn wait_screen_or(
-        &self,
-        what: &str,
-        pred: impl Fn(&[&str]) -> bool,
-        context: impl Fn() -> String,
-    ) -> String {
-        let mut screen = String::new();
-        let ok = eventually(SCREEN_WAIT, || {
-            screen = self.screen();
-            let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
-            pred(&lines)
-        });
-        if !ok {
-            let mut dump = String::from("--- screen ---\n");
-            for (i, l) in screen.lines().enumerate() {
-                dump.push_str(&format!("{i:2}|{l}\n"));
-            }
-            panic!(
-                "the screen never showed {what} in {SCREEN_WAIT:?}:\n{dump}{}\n{}",
-                context(),
-                self.t.listing()
-            );
-        }
-        screen
-    }
-}
-
-impl Drop for Tmux<'_> {
-    fn drop(&mut self) {
-        // By pid: the server ends its pane's shell (SIGHUP) as it goes.
-        if self.server > 1 && has_env(self.server, &self.t.tag()) {
-            let server = Pid::from_raw(self.server);
-            let _ = kill(server, Signal::SIGTERM);
-            if !eventually(Duration::from_secs(3), || !is_alive(self.server)) {
-                let _ = kill(server, Signal::SIGKILL);
-            }
-        }
-    }
-}
 
 /// Whether a screen line holds `text` (codex wraps and indents its lines).
 fn shows(lines: &[&str], text: &str) -> bool {
@@ -664,12 +516,11 @@ fn repl_attach_shows_the_answers_detach_keeps_it_and_rm_ends_it() {
         ctx()
     );
 
-    let tmux = Tmux::start(&t);
-    tmux.type_text(&format!(
+    let tmux = Tmux::shell(&t, (100, 30), "xterm-256color", SCREEN_WAIT);
+    tmux.type_line(&format!(
         "codex-attach --root {} {id}; echo rc1=$?",
         s(t.root())
     ));
-    tmux.keys(&["Enter"]);
     tmux.wait_screen_or(
         "the codex screen with the first answer",
         |l| shows(l, "Hi from the model server.") && !l.iter().any(|l| l.starts_with(OUT.1)),
@@ -712,7 +563,7 @@ fn repl_attach_shows_the_answers_detach_keeps_it_and_rm_ends_it() {
     // codex-rm -f ends it, nothing of it left.
     let before = session_pids(&id);
     assert!(before.contains(&pid), "{before:?}");
-    let out = tool(&t, "codex-rm", &["-f", &id]);
+    let out = t.tool("codex-rm", &["-f", &id]);
     out.expect_success();
     let left = session_pids(&id);
     assert!(

@@ -338,6 +338,15 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
     }
 }
 
+/// Whether a read failed only because nothing came within its timeout
+/// (or a signal interrupted it): worth trying again.
+fn is_no_data_yet(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 fn is_hangup(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -399,13 +408,7 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, state: &State) -> io::Result<
                 }
                 return Ok(true);
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if is_no_data_yet(&e) => {}
             Err(e) => return Err(e),
         }
     }
@@ -633,6 +636,17 @@ fn respond_turn(stream: &mut TcpStream, req: &Request, state: &State) -> io::Res
     let reply = state.replies.lock().unwrap().pop_front();
     let call_id = format!("call_{n}");
     let mut pending = None;
+    // A tool call: its item, to be answered by the next request.
+    let mut call = |item: Result<Value, String>| match item {
+        Ok(item) => {
+            pending = Some(call_id.clone());
+            response_events(&resp, Some(item), None)
+        }
+        Err(e) => {
+            state.problem(format!("request {n}: {e}"));
+            response_events(&resp, None, Some(&e))
+        }
+    };
     let body = match reply {
         None => {
             state.problem(format!("request {n}: no scripted reply left"));
@@ -640,26 +654,8 @@ fn respond_turn(stream: &mut TcpStream, req: &Request, state: &State) -> io::Res
         }
         Some(Reply::Message(text)) => response_events(&resp, Some(message_item(n, &text)), None),
         Some(Reply::Fail(msg)) => response_events(&resp, None, Some(&msg)),
-        Some(Reply::Shell(cmd)) => match shell_call(req, &call_id, &cmd) {
-            Ok(item) => {
-                pending = Some(call_id);
-                response_events(&resp, Some(item), None)
-            }
-            Err(e) => {
-                state.problem(format!("request {n}: {e}"));
-                response_events(&resp, None, Some(&e))
-            }
-        },
-        Some(Reply::Patch(patch)) => match patch_call(req, &call_id, &patch) {
-            Ok(item) => {
-                pending = Some(call_id);
-                response_events(&resp, Some(item), None)
-            }
-            Err(e) => {
-                state.problem(format!("request {n}: {e}"));
-                response_events(&resp, None, Some(&e))
-            }
-        },
+        Some(Reply::Shell(cmd)) => call(shell_call(req, &call_id, &cmd)),
+        Some(Reply::Patch(patch)) => call(patch_call(req, &call_id, &patch)),
         Some(Reply::Slow(text)) => return slow(stream, state, &resp, &message_item(n, &text)),
     };
     *state.pending_call.lock().unwrap() = pending;
@@ -731,13 +727,7 @@ fn hold(stream: &mut TcpStream, state: &State) -> io::Result<bool> {
         match stream.peek(&mut probe) {
             Ok(0) => return Ok(false),
             Ok(_) => thread::sleep(STEP),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if is_no_data_yet(&e) => {}
             Err(e) if is_hangup(&e) => return Ok(false),
             Err(e) => return Err(e),
         }

@@ -6,11 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::{json, Value};
 use shared::Status;
 
@@ -28,11 +25,7 @@ const JSON_FIELDS: &str = "index id kind status exit_code signal timed_out pid s
 
 /// Runs `codex-ps --root ROOT ARGS...`.
 fn ps(t: &TestRoot, args: &[&str]) -> Output {
-    t.command(bin("codex-ps"))
-        .arg("--root")
-        .arg(t.root())
-        .args(args)
-        .run()
+    t.tool("codex-ps", args)
 }
 
 /// Every line of stdout parsed as one JSON object.
@@ -77,6 +70,16 @@ fn rows(values: &[Value]) -> Vec<(i64, String)> {
 /// `[(i, "id")]` as owned pairs, for comparisons.
 fn want(pairs: &[(i64, &str)]) -> Vec<(i64, String)> {
     pairs.iter().map(|&(i, id)| (i, id.to_string())).collect()
+}
+
+/// Fails unless `codex-ps --json ARGS...` lists exactly the rows `expected`.
+fn expect_rows(t: &TestRoot, args: &[&str], expected: &[(i64, &str)]) {
+    assert_eq!(
+        rows(&ps_json(t, args)),
+        want(expected),
+        "codex-ps --json {}",
+        args.join(" ")
+    );
 }
 
 /// The rows of a codex-ps table, each cell by column name. The header must
@@ -127,45 +130,10 @@ fn parse_table(out: &Output) -> Vec<BTreeMap<&'static str, String>> {
     table
 }
 
-/// Sends `sig` to `pid`, never to this process or init.
-fn signal(pid: i32, sig: Signal) {
-    assert!(
-        pid > 1 && pid != std::process::id() as i32,
-        "refusing to signal {pid}"
-    );
-    kill(Pid::from_raw(pid), sig).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
-}
-
-/// Kills the supervisor of running session `id` with SIGKILL and waits
-/// until the session reads as lost. Returns its record.
-fn make_lost(t: &TestRoot, id: &str) -> Value {
-    let rec = t.record(id);
-    t.wait_status(id, |s| s == Status::Running, WAIT);
-    signal(int(&rec, "supervisor_pid") as i32, Signal::SIGKILL);
-    t.wait_status(id, |s| s == Status::Lost, WAIT);
-    rec
-}
-
-/// Ends the orphaned command of lost session `id` by its process group,
-/// after checking that every live member belongs to the session.
-fn end_orphans(id: &str, pgid: i32) {
-    let marker = format!("CODEX_BACKGROUND_ID={id}");
-    let members: Vec<i32> = all_pids()
-        .into_iter()
-        .filter(|&p| pgrp(p) == Some(pgid) && is_alive(p))
-        .collect();
-    if members.is_empty() {
-        return;
-    }
-    for &p in &members {
-        assert!(
-            has_env(p, &marker),
-            "group {pgid} holds {p} ({:?}), not of session {id}",
-            cmdline(p)
-        );
-    }
-    assert!(pgid > 1);
-    let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+/// Ends the orphaned command of lost session `id` by its process group
+/// (see [`end_orphans`]), then waits until every member is gone.
+fn end_orphans_of(id: &str, pgid: i32) {
+    let members = end_orphans(id, pgid);
     assert!(
         eventually(Duration::from_secs(5), || members
             .iter()
@@ -176,7 +144,7 @@ fn end_orphans(id: &str, pgid: i32) {
 
 /// The size of a file of session `id`, 0 when it does not exist.
 fn size(t: &TestRoot, id: &str, file: &str) -> u64 {
-    fs::metadata(t.session_dir(id).join(file)).map_or(0, |m| m.len())
+    file_size(&t.session_dir(id).join(file))
 }
 
 /// Whether `s` reads as RFC 3339 UTC (`2025-04-27T19:08:47.123Z`, the
@@ -442,7 +410,7 @@ fn every_state_shows_in_the_table_and_the_json() {
     assert_eq!(by_id[&exit3]["stdout_bytes"], 4);
     assert_eq!(by_id[&exit3]["stderr_bytes"], 6);
 
-    end_orphans(&lost, int(&lost_rec, "pgid") as i32);
+    end_orphans_of(&lost, int(&lost_rec, "pgid") as i32);
 }
 
 // ---------------------------------------------------------------------
@@ -559,12 +527,7 @@ fn filters_match_and_combine() {
         (&["-f", "label=team=b", "-f", "exit=0"], &[]),
     ];
     for (args, expected) in cases {
-        assert_eq!(
-            rows(&ps_json(&t, args)),
-            want(expected),
-            "codex-ps --json {}",
-            args.join(" ")
-        );
+        expect_rows(&t, args, expected);
         let out = ps(&t, &[&["-q"], args].concat());
         out.expect_success();
         let ids: String = expected.iter().map(|(_, id)| format!("{id}\n")).collect();
@@ -596,12 +559,7 @@ fn selectors_pick_ids_prefixes_and_rows() {
         (&["2", "4", "-f", "status=exited"], &[(4, "alpha-1")]),
     ];
     for (args, expected) in cases {
-        assert_eq!(
-            rows(&ps_json(&t, args)),
-            want(expected),
-            "codex-ps --json {}",
-            args.join(" ")
-        );
+        expect_rows(&t, args, expected);
     }
 
     // An ambiguous prefix fails, naming the candidates.
@@ -724,13 +682,7 @@ fn row_numbers_agree_with_codex_tail() {
         t.spawn_id(&["-n", name, "--", "sh", "-c", &script]);
         t.wait_ended(name, WAIT);
     }
-    let tail = |sel: &str| {
-        t.command(bin("codex-tail"))
-            .arg("--root")
-            .arg(t.root())
-            .arg(sel)
-            .run()
-    };
+    let tail = |sel: &str| t.tool("codex-tail", &[sel]);
     for filter in [
         &[][..],
         &["-f", "exit=3"],
@@ -753,16 +705,6 @@ fn row_numbers_agree_with_codex_tail() {
         rows(&ps_json(&t, &["-f", "exit=3"])),
         want(&[(1, "t-three"), (3, "t-one")])
     );
-}
-
-/// Whether `name` is an executable on PATH.
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| {
-            fs::metadata(Path::new(&d).join(name))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
 }
 
 #[test]

@@ -10,8 +10,6 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::{json, Value};
 use shared::Status;
 
@@ -19,86 +17,25 @@ use crate::util::*;
 
 /// Runs `codex-rm --root ROOT ARGS...` (stdin /dev/null).
 fn rm(t: &TestRoot, args: &[&str]) -> Output {
-    t.command(bin("codex-rm"))
-        .arg("--root")
-        .arg(t.root())
-        .args(args)
-        .run()
-}
-
-/// The environment entry that marks the processes of session `id`.
-fn bg_id(id: &str) -> String {
-    format!("CODEX_BACKGROUND_ID={id}")
-}
-
-/// Live processes of session `id`.
-fn session_procs(id: &str) -> Vec<i32> {
-    pids_with_env(&bg_id(id))
-        .into_iter()
-        .filter(|&p| is_alive(p))
-        .collect()
-}
-
-/// Live processes of session `id` running exactly `argv`.
-fn procs_running(id: &str, argv: &[&str]) -> Vec<i32> {
-    session_procs(id)
-        .into_iter()
-        .filter(|&p| cmdline(p) == argv)
-        .collect()
+    t.tool("codex-rm", args)
 }
 
 /// Fails unless no process of session `id` is left (allowing the kernel a
 /// moment to turn a killed process into a zombie).
 fn assert_nothing_left(id: &str) {
-    eventually(Duration::from_secs(2), || session_procs(id).is_empty());
-    let left = session_procs(id);
+    eventually(Duration::from_secs(2), || live_session_pids(id).is_empty());
+    let left = live_session_pids(id);
     assert!(
         left.is_empty(),
         "processes of {id} still run:\n{}",
-        left.iter()
-            .map(|&p| format!("{p}: {:?}", cmdline(p)))
-            .collect::<Vec<_>>()
-            .join("\n")
+        describe(&left)
     );
 }
 
-/// Sends `sig` to `pid`, never to this process or init.
-fn signal(pid: i32, sig: Signal) {
-    assert!(
-        pid > 1 && pid != std::process::id() as i32,
-        "refusing to signal {pid}"
-    );
-    kill(Pid::from_raw(pid), sig).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
-}
-
-/// Kills the supervisor of running session `id` with SIGKILL and waits
-/// until the session reads as lost. Returns its record.
-fn make_lost(t: &TestRoot, id: &str) -> Value {
-    t.wait_status(id, |s| s == Status::Running, WAIT);
-    let rec = t.record(id);
-    signal(int(&rec, "supervisor_pid") as i32, Signal::SIGKILL);
-    t.wait_status(id, |s| s == Status::Lost, WAIT);
-    rec
-}
-
-/// Ends the orphaned command of lost session `id` by its process group,
-/// after checking that every live member belongs to the session.
-fn end_orphans(id: &str, pgid: i32) {
-    let members: Vec<i32> = all_pids()
-        .into_iter()
-        .filter(|&p| pgrp(p) == Some(pgid) && is_alive(p))
-        .collect();
-    for &p in &members {
-        assert!(
-            has_env(p, &bg_id(id)),
-            "group {pgid} holds {p} ({:?}), not of session {id}",
-            cmdline(p)
-        );
-    }
-    if !members.is_empty() {
-        assert!(pgid > 1);
-        let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
-    }
+/// Ends the orphaned command of lost session `id` by its process group
+/// (see [`end_orphans`]), then checks that nothing of it is left.
+fn end_orphans_of(id: &str, pgid: i32) {
+    end_orphans(id, pgid);
     assert_nothing_left(id);
 }
 
@@ -183,7 +120,7 @@ fn removes_exited_failed_lost_and_corrupt_sessions() {
     // A lost session whose command is gone too, and one whose command
     // still runs.
     let rec = make_lost(&t, &lost_gone);
-    end_orphans(&lost_gone, int(&rec, "pgid") as i32);
+    end_orphans_of(&lost_gone, int(&rec, "pgid") as i32);
     let live_rec = make_lost(&t, &lost_live);
     let live_pid = int(&live_rec, "pid") as i32;
     assert!(is_alive(live_pid));
@@ -325,7 +262,11 @@ fn force_on_a_lost_session_kills_its_leftovers_but_never_a_reused_pid() {
         .len()
         == 2));
     make_lost(&t, &id);
-    assert_eq!(session_procs(&id).len(), 3, "sh and two sleeps orphaned");
+    assert_eq!(
+        live_session_pids(&id).len(),
+        3,
+        "sh and two sleeps orphaned"
+    );
     let out = rm(&t, &["-f", "--grace", "1s", "--json", &id]);
     out.expect_success();
     out.check(outcomes(&out) == [removed(&id, true)], "the outcome");
@@ -336,7 +277,7 @@ fn force_on_a_lost_session_kills_its_leftovers_but_never_a_reused_pid() {
     // start time included: that process is left alone.
     let id = t.spawn_id(&["--", "sleep", "300"]);
     let rec = make_lost(&t, &id);
-    end_orphans(&id, int(&rec, "pgid") as i32);
+    end_orphans_of(&id, int(&rec, "pgid") as i32);
     let mut stranger = Command::new("sleep")
         .arg("300")
         .env("CODEX_E2E_TAG", t.path())
@@ -542,47 +483,10 @@ fn no_selector_on_a_terminal_is_a_usage_error() {
             sh_quote(s(t.root())),
         ),
     );
-    let sock = t.path().join("tmux.sock");
-    let tmux = |args: &[&str]| {
-        t.command("tmux")
-            .env("TERM", "xterm")
-            .arg("-S")
-            .arg(&sock)
-            .arg("-f")
-            .arg("/dev/null")
-            .args(args)
-            .timeout(Duration::from_secs(10))
-            .run()
-    };
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "80",
-        "-y",
-        "24",
-        &format!("bash {}", s(&script)),
-    ])
-    .expect_success();
-    let pids: Vec<i32> = tmux(&["display-message", "-p", "-t", "e2e", "#{pid} #{pane_pid}"])
-        .expect_success()
-        .stdout_str()
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect();
-    let (server, pane) = (pids[0], pids[1]);
-    t.track(server);
-    t.track(pane);
+    let mut tmux = Tmux::script(&t, &script);
     let done = wait_file(&t.path().join("rc"), Duration::from_secs(10));
-    let screen = tmux(&["capture-pane", "-p", "-t", "e2e"]).stdout_str();
-    let _ = tmux(&["kill-server"]);
-    for pid in [server, pane] {
-        if !eventually(Duration::from_secs(5), || !is_alive(pid)) && has_env(pid, &t.tag()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
+    let screen = tmux.capture().stdout_str();
+    tmux.kill_server();
     let read = |f: &str| fs::read_to_string(t.path().join(f)).unwrap_or_default();
     assert!(
         done,

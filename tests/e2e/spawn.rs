@@ -23,36 +23,6 @@ fn spawn_bin() -> String {
     s(&bin("codex-spawn")).to_string()
 }
 
-/// The environment entry that marks the processes of session `id`.
-fn bg_id(id: &str) -> String {
-    format!("CODEX_BACKGROUND_ID={id}")
-}
-
-/// Live processes of session `id` running exactly `argv`.
-fn procs_running(id: &str, argv: &[&str]) -> Vec<i32> {
-    pids_with_env(&bg_id(id))
-        .into_iter()
-        .filter(|&p| is_alive(p) && cmdline(p) == argv)
-        .collect()
-}
-
-/// `pid` and its command line, for messages.
-fn describe(pids: &[i32]) -> String {
-    pids.iter()
-        .map(|&p| format!("{p}: {:?}", cmdline(p)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Sends `sig` to `pid`, failing the test when that is impossible.
-fn signal(pid: i32, sig: Signal) {
-    assert!(
-        pid > 1 && pid != std::process::id() as i32,
-        "refusing to signal {pid}"
-    );
-    kill(Pid::from_raw(pid), sig).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
-}
-
 // ---------------------------------------------------------------------
 // The basic session: exit code, exact logs, modes, under two umasks.
 // ---------------------------------------------------------------------
@@ -292,42 +262,9 @@ fn a_session_survives_the_death_of_its_terminal() {
             sh_quote(&line(2))
         ),
     );
-    let sock = t.path().join("tmux.sock");
-    let tmux = |args: &[&str]| {
-        t.command("tmux")
-            .env("TERM", "xterm")
-            .arg("-S")
-            .arg(&sock)
-            .arg("-f")
-            .arg("/dev/null")
-            .args(args)
-            .timeout(Duration::from_secs(10))
-            .run()
-    };
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "80",
-        "-y",
-        "24",
-        &format!("bash {}", s(&script)),
-    ])
-    .expect_success();
-    let pids = tmux(&["display-message", "-p", "-t", "e2e", "#{pid} #{pane_pid}"]);
-    let pids: Vec<i32> = pids
-        .expect_success()
-        .stdout_str()
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect();
-    let (server, pane) = (pids[0], pids[1]);
-    t.track(server);
-    t.track(pane);
+    let mut tmux = Tmux::script(&t, &script);
     let ready = wait_file(&t.path().join("ready"), WAIT);
-    let screen = tmux(&["capture-pane", "-p", "-t", "e2e"]).stdout_str();
+    let screen = tmux.capture().stdout_str();
     let err = |n| fs::read_to_string(t.path().join(format!("err{n}"))).unwrap_or_default();
     assert!(
         ready,
@@ -336,7 +273,11 @@ fn a_session_survives_the_death_of_its_terminal() {
         err(2),
         t.listing()
     );
-    assert_ne!(tty_nr(pane), Some(0), "the pane's shell has no terminal");
+    assert_ne!(
+        tty_nr(tmux.pane),
+        Some(0),
+        "the pane's shell has no terminal"
+    );
     let ids: Vec<String> = (1..=2)
         .map(
             |n| match fs::read_to_string(t.path().join(format!("id{n}"))) {
@@ -354,13 +295,11 @@ fn a_session_survives_the_death_of_its_terminal() {
     }
 
     // Close the terminal: the server goes, and with it the pty.
-    let _ = tmux(&["kill-server"]);
-    for pid in [server, pane] {
-        if !eventually(Duration::from_secs(5), || !is_alive(pid)) && has_env(pid, &t.tag()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
-    assert!(!is_alive(pane), "the pane's shell survived its terminal");
+    tmux.kill_server();
+    assert!(
+        !is_alive(tmux.pane),
+        "the pane's shell survived its terminal"
+    );
 
     for (n, id) in ids.iter().enumerate() {
         let rec = t.record(id);
@@ -389,6 +328,17 @@ fn a_session_survives_the_death_of_its_terminal() {
 // Failures to start.
 // ---------------------------------------------------------------------
 
+/// Fails unless codex-spawn exited `code` with one error line naming
+/// `cmd`, printed nothing on stdout and left nothing in the root.
+fn expect_not_started(t: &TestRoot, out: &Output, code: i32, cmd: &str) {
+    out.expect_code(code).expect_one_error_line(cmd);
+    out.check(out.stdout.is_empty(), "nothing may be printed on stdout");
+    out.check(
+        t.entries().is_empty(),
+        "a command that cannot start must leave nothing in the root",
+    );
+}
+
 #[test]
 fn a_missing_command_exits_127_leaving_nothing() {
     let t = TestRoot::new("127");
@@ -398,12 +348,7 @@ fn a_missing_command_exits_127_leaving_nothing() {
         "/nonexistent/dir/cmd",
     ] {
         let out = t.spawn(&["--", cmd, "arg"]);
-        out.expect_code(127).expect_one_error_line(cmd);
-        out.check(out.stdout.is_empty(), "nothing may be printed on stdout");
-        out.check(
-            t.entries().is_empty(),
-            "a command that cannot start must leave nothing in the root",
-        );
+        expect_not_started(&t, &out, 127, cmd);
     }
 }
 
@@ -414,12 +359,7 @@ fn a_non_executable_command_exits_126_leaving_nothing() {
     fs::write(&file, "#!/bin/sh\necho hi\n").unwrap();
     for cmd in [s(&file), s(t.path())] {
         let out = t.spawn(&["--", cmd]);
-        out.expect_code(126).expect_one_error_line(cmd);
-        out.check(out.stdout.is_empty(), "nothing may be printed on stdout");
-        out.check(
-            t.entries().is_empty(),
-            "a command that cannot start must leave nothing in the root",
-        );
+        expect_not_started(&t, &out, 126, cmd);
     }
 }
 
@@ -463,10 +403,7 @@ fn a_killed_supervisor_reads_as_lost_even_when_its_pid_is_reused() {
 
     // The orphaned command: end it by its process group, after checking
     // that every member of the group belongs to this session.
-    let members: Vec<i32> = all_pids()
-        .into_iter()
-        .filter(|&p| pgrp(p) == Some(pgid) && is_alive(p))
-        .collect();
+    let members = group_members(pgid);
     if !members.is_empty() {
         assert!(
             members.iter().all(|&p| has_env(p, &bg_id(&id))),

@@ -20,8 +20,7 @@ use crate::util::*;
 
 /// Runs `codex-tail --root ROOT ARGS...`.
 fn tail(t: &TestRoot, args: &[&str]) -> Output {
-    let root = ["--root", s(t.root())];
-    t.command(bin("codex-tail")).args(root).args(args).run()
+    t.tool("codex-tail", args)
 }
 
 /// Runs `sh -c '"$@" 2>&1' sh codex-tail --root ROOT ARGS...`: both of
@@ -159,8 +158,8 @@ struct Follower {
 
 impl Follower {
     fn start(t: &TestRoot, args: &[&str]) -> Follower {
-        let mut cmd = t.command(bin("codex-tail"));
-        cmd.arg("--root").arg(t.root()).args(args);
+        let mut cmd = t.tool_cmd("codex-tail");
+        cmd.args(args);
         let cmd = cmd.cmd_mut();
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

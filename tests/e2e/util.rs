@@ -194,12 +194,24 @@ impl TestRoot {
         }
     }
 
+    /// `NAME --root ROOT` for the built binary `name` (codex-ps,
+    /// codex-tail...), to which a test adds its arguments.
+    pub fn tool_cmd(&self, name: &str) -> TestCommand {
+        let mut cmd = self.command(bin(name));
+        cmd.arg("--root").arg(&self.root);
+        cmd
+    }
+
+    /// Runs `NAME --root ROOT ARGS...` (stdin /dev/null) and returns what
+    /// it did, whatever its exit status.
+    pub fn tool(&self, name: &str, args: &[&str]) -> Output {
+        self.tool_cmd(name).args(args).run()
+    }
+
     /// `codex-spawn --root ROOT`, to which a test adds its arguments.
     pub fn spawn_cmd(&self) -> TestCommand {
         bin("codex-supervisor");
-        let mut cmd = self.command(bin("codex-spawn"));
-        cmd.arg("--root").arg(&self.root);
-        cmd
+        self.tool_cmd("codex-spawn")
     }
 
     /// Runs `codex-spawn --root ROOT ARGS...` and returns what it did,
@@ -842,4 +854,344 @@ pub fn int(rec: &Value, key: &str) -> i64 {
     rec[key]
         .as_i64()
         .unwrap_or_else(|| panic!("record field {key} is not a number: {rec:#}"))
+}
+
+/// The size of a file, 0 when it does not exist.
+pub fn file_size(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// A file's text, empty when it does not exist.
+pub fn file_text(path: &Path) -> String {
+    String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
+}
+
+/// Whether `name` is an executable on PATH.
+pub fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            fs::metadata(Path::new(&d).join(name))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+// ---------------------------------------------------------------------
+// The processes of a session, and signals.
+
+/// The environment entry that marks the processes of session `id`.
+pub fn bg_id(id: &str) -> String {
+    format!("CODEX_BACKGROUND_ID={id}")
+}
+
+/// The processes whose environment says they belong to session `id`.
+pub fn session_pids(id: &str) -> Vec<i32> {
+    pids_with_env(&bg_id(id))
+}
+
+/// Live processes of session `id`.
+pub fn live_session_pids(id: &str) -> Vec<i32> {
+    session_pids(id)
+        .into_iter()
+        .filter(|&p| is_alive(p))
+        .collect()
+}
+
+/// Live processes of session `id` running exactly `argv`.
+pub fn procs_running(id: &str, argv: &[&str]) -> Vec<i32> {
+    live_session_pids(id)
+        .into_iter()
+        .filter(|&p| cmdline(p) == argv)
+        .collect()
+}
+
+/// Each pid and its command line, one a line, for messages.
+pub fn describe(pids: &[i32]) -> String {
+    pids.iter()
+        .map(|&p| format!("{p}: {:?}", cmdline(p)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The live members of process group `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&p| pgrp(p) == Some(pgid) && is_alive(p))
+        .collect()
+}
+
+/// Sends `sig` to `pid`, never to this process or init, failing the test
+/// when that is impossible.
+pub fn signal(pid: i32, sig: Signal) {
+    assert!(
+        pid > 1 && pid != std::process::id() as i32,
+        "refusing to signal {pid}"
+    );
+    kill(Pid::from_raw(pid), sig).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
+}
+
+/// Kills the supervisor of running session `id` with SIGKILL and waits
+/// until the session reads as lost. Returns its record.
+pub fn make_lost(t: &TestRoot, id: &str) -> Value {
+    t.wait_status(id, |s| s == Status::Running, WAIT);
+    let rec = t.record(id);
+    signal(int(&rec, "supervisor_pid") as i32, Signal::SIGKILL);
+    t.wait_status(id, |s| s == Status::Lost, WAIT);
+    rec
+}
+
+/// Kills the orphaned command of lost session `id` by its process group,
+/// after checking that every live member belongs to the session; returns
+/// the members it found.
+pub fn end_orphans(id: &str, pgid: i32) -> Vec<i32> {
+    let members = group_members(pgid);
+    for &p in &members {
+        assert!(
+            has_env(p, &bg_id(id)),
+            "group {pgid} holds {p} ({:?}), not of session {id}",
+            cmdline(p)
+        );
+    }
+    if !members.is_empty() {
+        assert!(pgid > 1);
+        let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+    }
+    members
+}
+
+// ---------------------------------------------------------------------
+// A terminal: tmux on a private socket.
+
+/// The prompt of the shell of a [`Tmux::shell`] pane, as set and as
+/// matched on the screen (whose lines are trimmed).
+pub const OUT: (&str, &str) = ("out> ", "out>");
+
+/// A screen for a failure message, one numbered line each.
+pub fn screen_dump(screen: &str) -> String {
+    let mut out = String::from("--- screen ---\n");
+    for (i, l) in screen.lines().enumerate() {
+        out.push_str(&format!("{i:2}|{l}\n"));
+    }
+    out
+}
+
+/// A tmux server on a private socket in the test's temp dir, with one
+/// session ([`Tmux::SESSION`]) of one pane, driven by `send-keys` and read
+/// by `capture-pane`, the screen polled with a deadline. The server and the
+/// pane's process are tracked by the [`TestRoot`]; the server is ended by
+/// pid when dropped.
+pub struct Tmux<'a> {
+    t: &'a TestRoot,
+    sock: PathBuf,
+    /// How long a tmux command, or a wait for the screen, may take.
+    wait: Duration,
+    /// The server's pid; 0 once [`Tmux::kill_server`] has ended it.
+    server: i32,
+    /// The pid of the pane's process.
+    pub pane: i32,
+}
+
+impl<'a> Tmux<'a> {
+    /// The name of the tmux session, the target of every command.
+    pub const SESSION: &'static str = "e2e";
+
+    /// Starts the server with a `cols`x`rows` session whose pane runs
+    /// `command`, `env` set for the server and so for the pane; tmux
+    /// commands time out after `wait`.
+    pub fn start(
+        t: &'a TestRoot,
+        (cols, rows): (u16, u16),
+        env: &[(&str, &str)],
+        command: &[&str],
+        wait: Duration,
+    ) -> Tmux<'a> {
+        let mut tmux = Tmux {
+            t,
+            sock: t.path().join("tmux.sock"),
+            wait,
+            server: 0,
+            pane: 0,
+        };
+        let (cols, rows) = (cols.to_string(), rows.to_string());
+        let session = ["new-session", "-d", "-s", Self::SESSION];
+        let size = ["-x", &cols, "-y", &rows];
+        let mut new = tmux.cmd(&[&session[..], &size, command].concat());
+        for (key, value) in env {
+            new.env(key, value);
+        }
+        new.run().expect_success();
+        let pids = tmux.ok(&[
+            "display-message",
+            "-p",
+            "-t",
+            Self::SESSION,
+            "#{pid} #{pane_pid}",
+        ]);
+        let pids: Vec<i32> = pids
+            .stdout_str()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        (tmux.server, tmux.pane) = (pids[0], pids[1]);
+        t.track(tmux.server);
+        t.track(tmux.pane);
+        tmux
+    }
+
+    /// Starts the server with an 80x24 pane running `bash SCRIPT` (TERM
+    /// xterm, tmux commands timing out after 10 s).
+    pub fn script(t: &'a TestRoot, script: &Path) -> Tmux<'a> {
+        let command = format!("bash {}", s(script));
+        let env = [("TERM", "xterm")];
+        Tmux::start(t, (80, 24), &env, &[&command], Duration::from_secs(10))
+    }
+
+    /// Starts the server with a pane running an interactive `bash --norc`
+    /// (prompt [`OUT`], HOME in the temp dir, no history, the built
+    /// binaries first on PATH) with TERM `term`, no status line, and waits
+    /// for its prompt.
+    pub fn shell(t: &'a TestRoot, size: (u16, u16), term: &str, wait: Duration) -> Tmux<'a> {
+        bin("codex-attach");
+        let path = format!(
+            "{}:{}",
+            s(&bin_dir()),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let env = [
+            ("PATH", path.as_str()),
+            ("PS1", OUT.0),
+            ("HOME", s(t.path())),
+            ("HISTFILE", "/dev/null"),
+            ("TERM", term),
+        ];
+        let tmux = Tmux::start(t, size, &env, &["bash", "--norc", "--noprofile"], wait);
+        tmux.ok(&["set-option", "-g", "status", "off"]);
+        tmux.wait_screen("the outer prompt", |l| {
+            l.iter().any(|l| l.starts_with(OUT.1))
+        });
+        tmux
+    }
+
+    /// `tmux -S SOCK -f /dev/null ARGS...`, timing out after the wait.
+    pub fn cmd(&self, args: &[&str]) -> TestCommand {
+        let mut cmd = self.t.command("tmux");
+        cmd.arg("-S")
+            .arg(&self.sock)
+            .arg("-f")
+            .arg("/dev/null")
+            .args(args)
+            .timeout(self.wait);
+        cmd
+    }
+
+    /// Runs a tmux command, which must succeed.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.cmd(args).run();
+        out.expect_success();
+        out
+    }
+
+    /// `send-keys` of tmux key names (`Enter`, `C-\`, `Escape`...).
+    pub fn keys(&self, keys: &[&str]) {
+        self.ok(&[&["send-keys", "-t", Self::SESSION], keys].concat());
+    }
+
+    /// Types `text` literally (no Enter).
+    pub fn type_text(&self, text: &str) {
+        self.ok(&["send-keys", "-t", Self::SESSION, "-l", text]);
+    }
+
+    /// Types `line` literally, then Enter.
+    pub fn type_line(&self, line: &str) {
+        self.type_text(line);
+        self.keys(&["Enter"]);
+    }
+
+    /// `capture-pane`, whatever its exit status (for failure messages).
+    pub fn capture(&self) -> Output {
+        self.cmd(&["capture-pane", "-p", "-t", Self::SESSION]).run()
+    }
+
+    /// The screen, as `capture-pane` prints it (which must succeed).
+    pub fn screen(&self) -> String {
+        let out = self.capture();
+        out.expect_success();
+        out.stdout_str()
+    }
+
+    /// A pane variable such as `alternate_on`.
+    pub fn var(&self, name: &str) -> String {
+        let out = self.ok(&[
+            "display-message",
+            "-p",
+            "-t",
+            Self::SESSION,
+            &format!("#{{{name}}}"),
+        ]);
+        out.stdout_str().trim().to_string()
+    }
+
+    /// Polls the screen until `pred` holds of its lines (trailing blanks
+    /// trimmed); fails with the screen after the wait.
+    pub fn wait_screen(&self, what: &str, pred: impl Fn(&[&str]) -> bool) -> String {
+        self.wait_screen_or(what, pred, String::new)
+    }
+
+    /// [`Tmux::wait_screen`], with `context()` in the failure message.
+    pub fn wait_screen_or(
+        &self,
+        what: &str,
+        pred: impl Fn(&[&str]) -> bool,
+        context: impl Fn() -> String,
+    ) -> String {
+        let mut screen = String::new();
+        let ok = eventually(self.wait, || {
+            screen = self.screen();
+            let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
+            pred(&lines)
+        });
+        if !ok {
+            panic!(
+                "the screen never showed {what} in {:?}:\n{}{}\n{}",
+                self.wait,
+                screen_dump(&screen),
+                context(),
+                self.t.listing()
+            );
+        }
+        screen
+    }
+
+    /// Waits for a line that is exactly `line`.
+    pub fn wait_line(&self, line: &str) -> String {
+        self.wait_screen(&format!("the line {line:?}"), |l| l.contains(&line))
+    }
+
+    /// Closes the terminal: `kill-server`, then the server and the pane's
+    /// process are given 5 s to end before SIGKILL (by pid, if still of
+    /// this test).
+    pub fn kill_server(&mut self) {
+        let _ = self.cmd(&["kill-server"]).run();
+        for pid in [self.server, self.pane] {
+            if !eventually(Duration::from_secs(5), || !is_alive(pid)) && has_env(pid, &self.t.tag())
+            {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        self.server = 0;
+    }
+}
+
+impl Drop for Tmux<'_> {
+    fn drop(&mut self) {
+        // By pid: the server ends its panes (SIGHUP) as it goes.
+        if self.server > 1 && has_env(self.server, &self.t.tag()) {
+            let server = Pid::from_raw(self.server);
+            let _ = kill(server, Signal::SIGTERM);
+            if !eventually(Duration::from_secs(3), || !is_alive(self.server)) {
+                let _ = kill(server, Signal::SIGKILL);
+            }
+        }
+    }
 }
