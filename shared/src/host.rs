@@ -30,12 +30,24 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     parse_start_time(&stat)
 }
 
-/// Field 22 of a `/proc/PID/stat` line. The command name (field 2) may hold
-/// spaces and parentheses, so fields are counted after its last `)`.
+/// The parent of process `pid` (field 4 of `/proc/PID/stat`), or `None`
+/// when no such process exists.
+pub fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_field(&stat, 4)?.parse().ok()
+}
+
+/// Field 22 of a `/proc/PID/stat` line.
 fn parse_start_time(stat: &str) -> Option<u64> {
+    stat_field(stat, 22)?.parse().ok()
+}
+
+/// Field `n` (1-based, `n` >= 3) of a `/proc/PID/stat` line. The command
+/// name (field 2) may hold spaces and parentheses, so fields are counted
+/// after its last `)`.
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
     let after = &stat[stat.rfind(')')? + 1..];
-    // After the name come field 3 (state) onwards; start time is field 22.
-    after.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
+    after.split_ascii_whitespace().nth(n.checked_sub(3)?)
 }
 
 /// Where a recorded process is, as seen from this host and boot.

@@ -47,6 +47,14 @@ impl Stream {
         }
     }
 
+    /// 0 for stdout, 1 for stderr: an index into per-stream arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }
+    }
+
     /// The name used in JSON output: `"stdout"` or `"stderr"`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -72,13 +72,6 @@ const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 /// How much of a chunk is read at a time when walking backward.
 const BACKWARD_BLOCK: u64 = 64 * 1024;
 
-fn slot(stream: Stream) -> usize {
-    match stream {
-        Stream::Stdout => 0,
-        Stream::Stderr => 1,
-    }
-}
-
 /// The end of a line found by the backward walk.
 struct End {
     stream: Stream,
@@ -154,7 +147,7 @@ impl Source {
             if w.since.is_some_and(|s| e.time < s) {
                 break;
             }
-            let k = slot(e.stream);
+            let k = e.stream.index();
             // The chunk is read backward a block at a time: an entry can
             // stand for megabytes of bulk output, of which only the end
             // is wanted.
@@ -202,7 +195,7 @@ impl Source {
         let mut lines = Vec::with_capacity(ends.len());
         let mut next_start: [Option<u64>; 2] = [None, None];
         for end in &ends {
-            let k = slot(end.stream);
+            let k = end.stream.index();
             let start = match next_start[k] {
                 Some(s) => s,
                 None => self.logs[k].line_start(end.at)?,
@@ -236,7 +229,7 @@ impl Source {
             // of its last bytes, as in `last_lines`.
             let at = self.pending_at;
             for line in self.take_pending() {
-                let (seq, time) = at[slot(line.stream)];
+                let (seq, time) = at[line.stream.index()];
                 if w.admits(time) {
                     lines.push((
                         seq,
@@ -268,14 +261,14 @@ impl Source {
                 }
                 let len = u64::from(e.len).min(left);
                 let end = e.offset + u64::from(e.len);
-                let bytes = self.logs[slot(e.stream)].read_range(end - len, end)?;
+                let bytes = self.logs[e.stream.index()].read_range(end - len, end)?;
                 left -= bytes.len() as u64;
                 pieces.push((e.stream, bytes));
             }
             self.pos = ix.len();
         } else {
             for stream in STREAMS.into_iter().rev().filter(|&s| w.which.wants(s)) {
-                let log = &self.logs[slot(stream)];
+                let log = &self.logs[stream.index()];
                 let end = log.end();
                 let start = end.saturating_sub(left).max(log.first());
                 let bytes = log.read_range(start, end)?;
@@ -301,7 +294,7 @@ impl Source {
         let count = ix.refresh().map_err(io::Error::other)?;
         for i in self.pos..count {
             let Some(e) = ix.get(i) else { continue };
-            let k = slot(e.stream);
+            let k = e.stream.index();
             match e.kind {
                 // A rotation not yet known to the open files.
                 EntryKind::Rotate if e.offset > self.logs[k].base() => {
@@ -359,8 +352,8 @@ impl Source {
         STREAMS
             .into_iter()
             .filter_map(|s| {
-                let text = std::mem::take(&mut pending[slot(s)]);
-                let time = Some(at[slot(s)].1).filter(|t| *t != Timestamp::default());
+                let text = std::mem::take(&mut pending[s.index()]);
+                let time = Some(at[s.index()].1).filter(|t| *t != Timestamp::default());
                 (!text.is_empty()).then_some(Line {
                     stream: s,
                     text,
@@ -380,7 +373,7 @@ impl Source {
     ) -> io::Result<()> {
         let Some(ix) = &self.index else { return Ok(()) };
         for stream in STREAMS.into_iter().filter(|&s| w.which.wants(s)) {
-            let k = slot(stream);
+            let k = stream.index();
             if stream_end[k].is_none() && self.logs[k].end() > 0 {
                 stream_end[k] = (0..hi)
                     .rev()
@@ -403,7 +396,7 @@ impl Source {
     fn without_index(&self, n: Option<usize>, w: &Window) -> io::Result<Vec<Line>> {
         let mut lines = Vec::new();
         for stream in STREAMS.into_iter().filter(|&s| w.which.wants(s)) {
-            let log = &self.logs[slot(stream)];
+            let log = &self.logs[stream.index()];
             let bytes = log.read_range(log.first(), log.end())?;
             let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
             if body.is_empty() && bytes.is_empty() {

@@ -130,7 +130,7 @@ impl Logs {
         }
         let mut entries = Vec::with_capacity(pieces.len());
         for &(stream, bytes) in pieces {
-            let k = usize::from(stream == Stream::Stderr);
+            let k = stream.index();
             let ok = landed[k].min(bytes.len());
             landed[k] -= ok;
             let log = self.log(stream);

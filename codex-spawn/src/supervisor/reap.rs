@@ -23,7 +23,7 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
         else {
             continue;
         };
-        if let Some(ppid) = parent_of(pid) {
+        if let Some(ppid) = shared::host::parent_pid(pid) {
             children.entry(ppid).or_default().push(pid);
         }
     }
@@ -36,13 +36,6 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
         }
     }
     found
-}
-
-/// The parent pid of `pid` (field 4 of /proc/PID/stat).
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 /// Sends `sig` to process group `pgid`, when given, and to every descendant
