@@ -60,6 +60,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
         };
         let _ = out.flush();
     }
+    // What a codex-spawn killed mid-creation left: invisible to every
+    // listing, so reclaimed here, quietly and at no risk to live sessions.
+    let _ = root.sweep_staging();
     Ok(all_ok)
 }
 

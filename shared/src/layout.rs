@@ -9,6 +9,7 @@
 //! | `index` | arrival order and times of the output ([`crate::index`]) |
 //! | `attach.sock` | the supervisor's socket, while the session runs |
 //! | `lock` | held by the supervisor for its whole life ([`crate::lock`]) |
+//! | `supervisor.log` | only if the supervisor panicked: the message and backtrace |
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,8 @@ pub const INDEX: &str = "index";
 pub const SOCKET: &str = "attach.sock";
 /// The liveness lock.
 pub const LOCK: &str = "lock";
+/// The supervisor's own report of a panic (absent unless it panicked).
+pub const SUPERVISOR_LOG: &str = "supervisor.log";
 /// Prefix of a session directory still being created (never listed).
 pub const STAGING_PREFIX: &str = ".new-";
 

@@ -14,8 +14,9 @@ use crate::root::Root;
 
 /// Files a session directory may hold; a directory holding none of them
 /// is not removed.
-const SESSION_FILES: [&str; 7] = [
+const SESSION_FILES: [&str; 8] = [
     layout::RECORD,
+    layout::SUPERVISOR_LOG,
     layout::LOCK,
     layout::PROMPT,
     layout::STDOUT_LOG,
@@ -26,6 +27,11 @@ const SESSION_FILES: [&str; 7] = [
 
 /// How often a removal is retried when a file appears meanwhile.
 const ATTEMPTS: usize = 20;
+
+/// How old an unlocked staging directory must be before it counts as
+/// abandoned: creating one takes milliseconds, but its lock file appears
+/// a moment after the directory itself.
+const STAGING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Root {
     /// Removes the directory of session `id`. Whoever calls this has made
@@ -52,6 +58,33 @@ impl Root {
             ));
         }
         remove_tree(&dir)
+    }
+
+    /// Removes the staging directories (`.new-*`) that a codex-spawn
+    /// killed mid-creation left behind: those whose lock nobody holds and
+    /// that are older than a few seconds. Staging directories are never
+    /// listed, so nothing else would ever reclaim them. Returns how many
+    /// were removed; one that cannot be removed is skipped.
+    pub fn sweep_staging(&self) -> Result<usize> {
+        let root = self.path();
+        let mut removed = 0;
+        for entry in fs::read_dir(root).map_err(|e| Error::io("listing", root, e))? {
+            let Ok(entry) = entry else { continue };
+            let dir = entry.path();
+            let abandoned = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(layout::STAGING_PREFIX))
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+                && fs::symlink_metadata(&dir)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| m.elapsed().is_ok_and(|age| age > STAGING_GRACE))
+                && !crate::lock::is_held(&dir).unwrap_or(true);
+            if abandoned && remove_tree(&dir).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -124,6 +157,36 @@ mod tests {
         root.remove_session(&id).unwrap();
         assert!(!root.session_dir(&id).exists());
         assert!(elsewhere.join("session.json").exists());
+    }
+
+    #[test]
+    fn sweeps_abandoned_staging_directories_only() {
+        let t = TempDir::new("remove");
+        let root = Root::open(t.path().join("root"), Access::Create).unwrap();
+        let old = std::time::SystemTime::now() - 2 * STAGING_GRACE;
+        let staging = |name: &str| {
+            let dir = root.path().join(name);
+            fs::create_dir(&dir).unwrap();
+            fs::write(dir.join(layout::RECORD), "{}").unwrap();
+            dir
+        };
+        let abandoned = staging(".new-1-a");
+        fs::File::open(&abandoned)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let fresh = staging(".new-2-b");
+        let busy = staging(".new-3-c");
+        let lock = crate::lock::Lock::create(&busy).unwrap();
+        fs::File::open(&busy).unwrap().set_modified(old).unwrap();
+        let c = root.create_session(None, sample(), None).unwrap();
+        drop(c.lock);
+        fs::File::open(&c.dir).unwrap().set_modified(old).unwrap();
+
+        assert_eq!(root.sweep_staging().unwrap(), 1);
+        assert!(!abandoned.exists());
+        assert!(fresh.exists() && busy.exists() && c.dir.exists());
+        drop(lock);
     }
 
     #[test]

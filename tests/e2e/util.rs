@@ -182,6 +182,8 @@ impl TestRoot {
             .env(TAG_VAR, &self.dir)
             .env("CODEX_BACKGROUND_DIR", &self.root)
             .env("CODEX_HOME", self.dir.join("codex-home"))
+            // A panic prints its backtrace, and fails the test (see `run`).
+            .env("RUST_BACKTRACE", "1")
             .env_remove("CODEX_BIN")
             .env_remove("CODEX_BACKGROUND_ID");
         let desc = sh_quote(&program.as_ref().to_string_lossy());
@@ -326,6 +328,24 @@ impl TestRoot {
         listing(&self.root)
     }
 
+    /// Fails if a supervisor of this test panicked: its stderr is
+    /// /dev/null, so it leaves the panic in the session's `supervisor.log`.
+    fn expect_no_supervisor_panic(&self) {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in rd.flatten() {
+            let log = entry.path().join(shared::layout::SUPERVISOR_LOG);
+            if let Ok(text) = fs::read_to_string(&log) {
+                panic!(
+                    "a supervisor panicked: {}\n{text}\n{}",
+                    log.display(),
+                    listing(&self.root)
+                );
+            }
+        }
+    }
+
     /// Ends every process of this test (see the module documentation).
     fn cleanup(&self) {
         let tag = self.tag();
@@ -401,6 +421,9 @@ impl TestRoot {
 impl Drop for TestRoot {
     fn drop(&mut self) {
         self.cleanup();
+        if !thread::panicking() {
+            self.expect_no_supervisor_panic();
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -535,6 +558,9 @@ impl TestCommand {
         };
         if let Some(p) = problem {
             output.fail(&p);
+        }
+        if output.stderr_str().contains("panicked at") {
+            output.fail("it panicked: a panic is a bug, whatever the input");
         }
         output
     }

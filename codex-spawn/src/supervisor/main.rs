@@ -25,6 +25,7 @@ use nix::fcntl::{fcntl, FcntlArg};
 use nix::sys::stat::{umask, Mode};
 
 use shared::launch::{Report, SupervisorArgs};
+use shared::layout;
 use shared::lock::Lock;
 use shared::record::{Durability, Record, State};
 use shared::Timestamp;
@@ -56,6 +57,7 @@ fn main() {
         std::process::exit(125);
     }
     umask(Mode::from_bits_truncate(0o077));
+    report_panics_to(&args.dir);
 
     let supervisor = match Supervisor::start(&args.dir, Lock::from_fd(lock), args.umask) {
         Ok(s) => s,
@@ -107,6 +109,22 @@ fn record_failure(dir: &std::path::Path, error: String) {
             },
         );
     }
+}
+
+/// Makes a panic leave its message (and, with `RUST_BACKTRACE`, its
+/// backtrace) in the session's `supervisor.log`: the supervisor's stderr
+/// is /dev/null, and a panic otherwise only shows as a lost session.
+fn report_panics_to(dir: &std::path::Path) {
+    let path = dir.join(layout::SUPERVISOR_LOG);
+    std::panic::set_hook(Box::new(move |info| {
+        let backtrace = std::backtrace::Backtrace::capture();
+        let text = format!("codex-supervisor {info}\n{backtrace}\n");
+        let _ = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+    }));
 }
 
 fn is_open(fd: RawFd) -> bool {
