@@ -121,7 +121,12 @@ impl Timestamp {
             _ => return Err(err()),
         };
         let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
-        Ok(Timestamp(secs * 1_000_000_000 + nanos))
+        // Nanoseconds in an i64 span the years 1677 to 2262; outside them
+        // the time is refused rather than wrapped into a wrong one.
+        secs.checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(nanos))
+            .map(Timestamp)
+            .ok_or_else(err)
     }
 }
 
@@ -229,6 +234,9 @@ mod tests {
             "2025-04-27T19:22:07+2",
             "2025-04-27T19:22:07.Z",
             "2025-04-27T1é:22:07Z",
+            // Found by fuzzing: outside 1677..2262 the nanoseconds overflowed.
+            "1012-04-27T16:56:14.000Z",
+            "9999-12-31T23:59:59Z",
         ] {
             assert!(Timestamp::parse_rfc3339(s).is_err(), "{s:?}");
         }
