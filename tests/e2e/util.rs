@@ -1139,10 +1139,15 @@ impl<'a> Tmux<'a> {
         self.cmd(&["capture-pane", "-p", "-t", Self::SESSION]).run()
     }
 
-    /// The screen, as `capture-pane` prints it (which must succeed).
+    /// The screen, as `capture-pane` prints it (which must succeed). A
+    /// panic message on it (a tool's stderr is the pane) fails the test.
     pub fn screen(&self) -> String {
         let out = self.capture();
         out.expect_success();
+        out.check(
+            !out.stdout_str().contains("panicked at"),
+            "a program in the pane panicked",
+        );
         out.stdout_str()
     }
 
