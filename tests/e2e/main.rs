@@ -5,6 +5,7 @@
 mod attach;
 mod codex;
 mod exec;
+mod faults;
 mod model;
 mod ps;
 mod rm;
