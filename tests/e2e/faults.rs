@@ -508,6 +508,15 @@ fn a_full_disk_drops_output_but_the_session_runs_to_its_end() {
     let script =
         "head -c 3000000 /dev/zero; : > \"$0\"; while [ ! -e \"$1\" ]; do sleep 0.02; done; \
                   echo after-out; echo after-err >&2; : > \"$2\"; exit 7";
+    // Started while there is room, it ends while there is none.
+    let b_go = t.path().join("b-go");
+    let b = t.spawn_id(&[
+        "--",
+        "sh",
+        "-c",
+        "while [ ! -e \"$0\" ]; do sleep 0.02; done; echo b-out; exit 5",
+        s(&b_go),
+    ]);
     let id = t.spawn_id(&["--", "sh", "-c", script, s(&full), s(&go), s(&done)]);
     assert!(
         wait_file(&full, WAIT),
@@ -515,6 +524,14 @@ fn a_full_disk_drops_output_but_the_session_runs_to_its_end() {
         t.listing()
     );
     assert_eq!(t.status(&id), Status::Running, "{}", t.listing());
+    fs::write(&b_go, "").unwrap();
+    let rec = t.wait_ended(&b, WAIT);
+    assert_eq!(rec["exit_code"], 5, "the end on a full disk: {rec:#}");
+    assert_eq!(
+        int(&rec, "stdout_bytes") + int(&rec, "dropped_bytes"),
+        "b-out\n".len() as i64,
+        "{rec:#}"
+    );
 
     // Full: the tools still work, and a new session starts or is refused
     // cleanly.
