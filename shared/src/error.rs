@@ -138,12 +138,33 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Json { source, .. } => Some(source),
-            _ => None,
-        }
+/// No [`source`](std::error::Error::source): the message already ends with
+/// the underlying error, which a chain printed in full (`{:#}`) would
+/// otherwise repeat ("…: No space left on device (os error 28): No space
+/// left on device (os error 28)"). [`Error::io_error`] gives it.
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_os_error_is_told_once() {
+        let e = Error::io(
+            "writing",
+            "/r/x",
+            io::Error::from_raw_os_error(nix::libc::ENOSPC),
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("writing /r/x: No space left on device"),
+            "{text}"
+        );
+        // A reader printing the whole chain must not see it twice.
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(
+            e.io_error().and_then(io::Error::raw_os_error),
+            Some(nix::libc::ENOSPC)
+        );
     }
 }

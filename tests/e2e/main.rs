@@ -5,6 +5,7 @@
 mod attach;
 mod codex;
 mod exec;
+mod faults;
 mod load;
 mod model;
 mod ps;

@@ -933,4 +933,14 @@ fn a_file_size_limit_drops_output_but_not_the_session() {
         "every byte is either logged or counted as dropped: {rec:#}"
     );
     assert_eq!(t.read(&id, "stderr.log"), b"done\n", "{rec:#}");
+    // The readers still work, and show the drop.
+    let ps = t.tool("codex-ps", &["--json", &id]);
+    ps.expect_success().check(
+        ps.stdout_str()
+            .contains(&format!("\"dropped_bytes\":{}", int(&rec, "dropped_bytes"))),
+        "codex-ps --json does not show the dropped bytes",
+    );
+    let tail = t.tool("codex-tail", &["-n", "1", &id]);
+    tail.expect_success()
+        .check(tail.stderr == b"done\n", "codex-tail: the last line");
 }

@@ -1226,3 +1226,18 @@ impl Drop for Tmux<'_> {
         }
     }
 }
+
+/// The codex-attach process started by the shell of a tmux pane: same
+/// session (sid) as the pane's shell, tagged with this test.
+pub fn attach_in_pane(t: &TestRoot, pane: i32) -> Option<i32> {
+    let pane_sid = sid(pane)?;
+    all_pids().into_iter().find(|&p| {
+        p != pane
+            && sid(p) == Some(pane_sid)
+            && is_alive(p)
+            && cmdline(p)
+                .first()
+                .is_some_and(|a| a.ends_with("/codex-attach") || a == "codex-attach")
+            && has_env(p, &t.tag())
+    })
+}
