@@ -2,6 +2,7 @@
 //! temporary `--root`, each bounded by timeouts and ending every process it
 //! started. Build first: `cargo build --workspace && cargo test -p codex-tests`.
 
+mod abuse;
 mod attach;
 mod codex;
 mod exec;
