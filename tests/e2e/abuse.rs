@@ -559,25 +559,31 @@ fn an_unsafe_root_is_refused_by_every_tool() {
 /// A python3 server on `path` that, for each connection, does `mode`:
 /// `garbage` (writes bytes that are no frame, then closes), `close`
 /// (closes at once), `silent` (reads and never answers), `huge` (announces
-/// a frame larger than any allowed). It runs as `uid` when given (through
+/// a frame larger than any allowed), `welcome` (answers the hello as a
+/// supervisor would, then sends output). It runs as `user` (uid, gid) when given (through
 /// setpriv), with this test's tag, and is returned once it listens.
 pub fn foreign_server(
     t: &TestRoot,
     python: &str,
     path: &Path,
     mode: &str,
-    uid: Option<u32>,
+    user: Option<(u32, u32)>,
 ) -> Child {
-    let ready = t.path().join(format!("server-{mode}.ready"));
+    // Where the server may write: beside its socket when it runs as
+    // another user, else in the test's directory.
+    let ready = match user {
+        Some(_) => path.with_extension("ready"),
+        None => t.path().join(format!("server-{mode}.ready")),
+    };
     let _ = fs::remove_file(&ready);
     let file = t.script(&format!("server-{mode}.py"), FOREIGN_SERVER);
     fs::set_permissions(&file, fs::Permissions::from_mode(0o755)).unwrap();
     let mut argv: Vec<String> = Vec::new();
-    if let Some(uid) = uid {
+    if let Some((uid, gid)) = user {
         argv.extend([
             "setpriv".to_string(),
             format!("--reuid={uid}"),
-            format!("--regid={uid}"),
+            format!("--regid={gid}"),
             "--clear-groups".to_string(),
         ]);
     }
@@ -627,6 +633,12 @@ while time.time() < deadline:
         c.close()
     elif mode == "close":
         c.close()
+    elif mode == "welcome":
+        c.recv(4096)
+        w = b'{"version":1,"tty":true,"stdin":false,"index_len":0,"stdout_len":0,"stderr_len":0}'
+        c.sendall(b"W" + len(w).to_bytes(4, "little") + w)
+        c.sendall(b"O" + (9).to_bytes(4, "little") + b"IMPOSTOR\n")
+        held.append(c)
     elif mode == "huge":
         c.sendall(b"W" + (0xFFFFFFF0).to_bytes(4, "little") + b"{")
         held.append(c)

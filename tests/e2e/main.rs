@@ -9,6 +9,7 @@ mod exec;
 mod model;
 mod ps;
 mod rm;
+mod security;
 mod spawn;
 mod tail;
 mod util;
