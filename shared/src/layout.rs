@@ -10,7 +10,19 @@
 //! | `attach.sock` | the supervisor's socket, while the session runs |
 //! | `lock` | held by the supervisor for its whole life ([`crate::lock`]) |
 
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// Opens a session file for reading, refusing a symlink (`ELOOP`): a
+/// file planted as a link never makes a tool read outside the root.
+pub fn open_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
+        .open(path)
+}
 
 /// The record.
 pub const RECORD: &str = "session.json";

@@ -486,6 +486,69 @@ fn unreadable_sessions_are_listed_refused_and_removable() {
     expect_outside_unchanged(&t, &before, "corrupt sessions");
 }
 
+/// Files of a session planted as symlinks to files outside the root (a log,
+/// the index, the record) are never read through: codex-tail refuses with
+/// one line instead of printing what the link points at, codex-ps lists a
+/// linked record as corrupt, and codex-rm removes the links, never their
+/// targets.
+#[test]
+fn files_planted_as_symlinks_are_never_read_through() {
+    let t = TestRoot::new("file-links");
+    let ids = ["log-l", "index-l", "record-l"];
+    for id in ids {
+        t.spawn_id(&["-n", id, "--", "sh", "-c", "echo own-output"]);
+    }
+    for id in ids {
+        t.wait_ended(id, WAIT);
+    }
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let plant = |id: &str, file: &str, content: &[u8]| {
+        let target = outside.join(format!("{id}-{file}"));
+        fs::write(&target, content).unwrap();
+        let path = t.session_dir(id).join(file);
+        fs::remove_file(&path).unwrap();
+        symlink(&target, &path).unwrap();
+    };
+    plant("log-l", "stdout.log", b"outside-secret\n");
+    let index = t.read("index-l", "index");
+    plant("index-l", "index", &index);
+    fs::write(t.session_dir("index-l").join("stdout.log"), "own-output\n").unwrap();
+    let mut rec = t.record("record-l");
+    rec["argv"] = json!(["outside-secret"]);
+    plant(
+        "record-l",
+        "session.json",
+        &serde_json::to_vec(&rec).unwrap(),
+    );
+    let before = outside_root(&t);
+
+    for id in ids {
+        for (args, code) in [(&[][..], 1), (&["-f"], 125), (&["-c", "100"], 1)] {
+            let out = t.tool("codex-tail", &[args, &[id]].concat());
+            expect_refusal(&out, code, id);
+            out.check(
+                !out.stderr_str().contains("outside-secret"),
+                "read through the link",
+            );
+        }
+    }
+    let out = t.tool("codex-ps", &["--json", "record-l"]);
+    out.expect_success()
+        .check(
+            out.stdout_str().contains(r#""status":"corrupt""#),
+            "a linked record is corrupt",
+        )
+        .check(
+            !out.stdout_str().contains("outside-secret"),
+            "read through the link",
+        );
+    let out = t.tool("codex-rm", &ids);
+    out.expect_success();
+    assert!(t.entries().is_empty(), "{}", t.listing());
+    expect_outside_unchanged(&t, &before, "planted links");
+}
+
 // ---------------------------------------------------------------------
 // Roots that cannot be used.
 // ---------------------------------------------------------------------

@@ -327,3 +327,58 @@ fn attach_refuses_a_socket_served_by_another_uid() {
     fs::rename(&saved, &sock).unwrap();
     assert_eq!(t.status(&id), Status::Running);
 }
+
+/// A root its own user cannot read (mode 0300: no listing) or enter (mode
+/// 0000) is refused by that user's tools with one line naming the root and
+/// what failed, never a panic nor an empty listing that hides the problem.
+#[test]
+fn an_unreadable_root_is_refused_by_its_owner() {
+    let t = TestRoot::new("unreadable");
+    let Some(user) = other_user(&t) else { return };
+    traversable(&t);
+    if !binaries_usable(&t, user) {
+        return;
+    }
+    for mode in [0o300, 0o000] {
+        let root = t.path().join(format!("root-{mode:o}"));
+        fs::create_dir(&root).unwrap();
+        nix::unistd::chown(
+            &root,
+            Some(nix::unistd::Uid::from_raw(user.0)),
+            Some(nix::unistd::Gid::from_raw(user.1)),
+        )
+        .unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(mode)).unwrap();
+        let mut cases: Vec<(&str, &[&str], i32)> = vec![
+            ("codex-ps", &[], 1),
+            ("codex-ps", &["x-1"], 1),
+            ("codex-tail", &[], 1),
+            ("codex-tail", &["-f", "x-1"], 125),
+            ("codex-attach", &[], 125),
+            ("codex-rm", &["x-1"], 1),
+        ];
+        if mode == 0 {
+            cases.push(("codex-spawn", &["--", "true"], 125));
+        }
+        for (tool, args, code) in cases {
+            let out = as_user(&t, user, bin(tool))
+                .arg("--root")
+                .arg(&root)
+                .args(args)
+                .run();
+            out.expect_code(code)
+                .expect_one_error_line(s(&root))
+                .check(
+                    out.stderr_str().contains("ermission denied"),
+                    "the error says why",
+                )
+                .check(out.stdout.is_empty(), "nothing on stdout");
+        }
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            fs::read_dir(&root).unwrap().count(),
+            0,
+            "something was created in the root"
+        );
+    }
+}
