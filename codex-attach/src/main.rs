@@ -5,20 +5,12 @@ mod cli;
 mod keys;
 mod term;
 
-use clap::Parser;
-
 use attach::End;
 
 fn main() {
     // codex-attach passes on the session's exit code: its own failures,
     // usage errors included, exit 125 so they cannot be taken for it.
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            std::process::exit(if e.use_stderr() { 125 } else { 0 });
-        }
-    };
+    let cli: cli::Cli = shared::cli::parse_or_exit(125);
     let code = match attach::run(&cli) {
         Ok((_, End::Detached)) => 0,
         Ok((id, End::Exited(code))) => {

@@ -75,10 +75,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 }
 
 fn usage_error(message: &str) -> ! {
-    use clap::CommandFactory;
-    Cli::command()
-        .error(clap::error::ErrorKind::ValueValidation, message)
-        .exit()
+    shared::cli::usage_error::<Cli>(message)
 }
 
 /// Whether `e` is a write to a closed pipe (`codex-ps | head -1`), which

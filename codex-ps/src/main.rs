@@ -5,10 +5,8 @@ mod filter;
 mod list;
 mod table;
 
-use clap::Parser;
-
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli: cli::Cli = shared::cli::parse();
     match list::run(&cli) {
         Ok(()) => {}
         Err(e) if list::is_broken_pipe(&e) => {}

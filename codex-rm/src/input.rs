@@ -3,7 +3,6 @@
 use std::io::{self, IsTerminal, Read};
 
 use anyhow::Context;
-use clap::CommandFactory;
 
 use crate::cli::Cli;
 
@@ -11,12 +10,9 @@ use crate::cli::Cli;
 pub fn selectors(cli: &Cli) -> anyhow::Result<Vec<String>> {
     let from_stdin = cli.selectors.is_empty() || cli.selectors.iter().any(|s| s == "-");
     if cli.selectors.is_empty() && io::stdin().is_terminal() {
-        Cli::command()
-            .error(
-                clap::error::ErrorKind::MissingRequiredArgument,
-                "no session given: name ids as arguments, or pipe them in (codex-ps -q | codex-rm)",
-            )
-            .exit();
+        shared::cli::usage_error::<Cli>(
+            "no session given: name ids as arguments, or pipe them in (codex-ps -q | codex-rm)",
+        );
     }
     let mut stdin_words = Vec::new();
     if from_stdin {

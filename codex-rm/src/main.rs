@@ -5,10 +5,8 @@ mod input;
 mod remove;
 mod stop;
 
-use clap::Parser;
-
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli: cli::Cli = shared::cli::parse();
     match remove::run(&cli) {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),

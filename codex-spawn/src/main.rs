@@ -3,10 +3,8 @@
 mod cli;
 mod spawn;
 
-use clap::Parser;
-
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli: cli::Cli = shared::cli::parse();
     let code = match spawn::run(cli) {
         Ok(()) => 0,
         Err(failure) => {

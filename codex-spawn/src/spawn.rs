@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context};
-use clap::CommandFactory;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::stat::{umask, Mode as FileMode};
@@ -206,11 +205,9 @@ fn thread_of(cli: &Cli, selector: &str) -> anyhow::Result<String> {
     })
 }
 
-/// Reports a usage error the way clap does (exit status 2).
+/// Reports a usage error on one line (exit status 2).
 fn usage_error(message: &str) -> ! {
-    Cli::command()
-        .error(clap::error::ErrorKind::ArgumentConflict, message)
-        .exit()
+    shared::cli::usage_error::<Cli>(message)
 }
 
 /// The codex binary: `--codex-bin`, else `$CODEX_BIN`, else `codex` on PATH.

@@ -8,24 +8,12 @@ mod tail;
 
 use std::io;
 
-use clap::Parser;
-
 fn main() {
     let follow = follow_asked(std::env::args().skip(1));
     // With -f the exit status is the session's: codex-tail's own failures,
     // usage errors included, exit 125 so they cannot be taken for it.
     let own_failure = if follow { 125 } else { 1 };
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            std::process::exit(match e.use_stderr() {
-                true if follow => 125,
-                true => 2,
-                false => 0,
-            });
-        }
-    };
+    let cli: cli::Cli = shared::cli::parse_or_exit(if follow { 125 } else { 2 });
     let code = match tail::run(&cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => 0,

@@ -2,9 +2,9 @@
 
 use std::io::{self, IsTerminal};
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 
-use shared::{Access, Root, Selector};
+use shared::{Access, Root, Selector, Session};
 
 use crate::cli::{Cli, Lines};
 use crate::follow::follow;
@@ -41,6 +41,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         .into_iter()
         .map(|id| {
             let dir = root.session_dir(&id);
+            // A session whose record cannot be read (corrupt, of a newer
+            // format, or a symlink out of the root) is not read at all.
+            let session = Session::load(id.clone(), dir.clone());
+            if let Err(e) = &session.record {
+                bail!("{id} cannot be read: {e}");
+            }
             Source::open(id.clone(), dir).with_context(|| format!("opening the output of {id}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

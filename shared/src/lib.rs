@@ -6,11 +6,14 @@
 //! ([`record`]), the liveness lock ([`lock`]), the derived status
 //! ([`status`]), creation ([`create`]), listing ([`list`]), selectors
 //! ([`select`]) and the output index ([`index`]). It never prints and never
-//! exits: the binaries decide what to tell the user.
+//! exits: the binaries decide what to tell the user. The one exception is
+//! [`cli`], which every binary calls first to parse its command line and
+//! report usage errors on one line.
 
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod cli;
 pub mod create;
 pub mod error;
 pub mod host;

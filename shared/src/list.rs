@@ -83,15 +83,19 @@ impl Session {
     }
 
     /// Bytes logged on `stream`: the final count once the session is over,
-    /// else the sizes of its log files.
+    /// else the sizes of its log files (none through a symlink out of the
+    /// root).
     pub fn log_bytes(&self, stream: Stream) -> u64 {
-        if let Ok(r) = &self.record {
-            if matches!(self.status, Status::Exited | Status::Failed) {
+        match &self.record {
+            Ok(r) if matches!(self.status, Status::Exited | Status::Failed) => {
                 return match stream {
                     Stream::Stdout => r.stdout_bytes,
                     Stream::Stderr => r.stderr_bytes,
                 };
             }
+            Ok(_) => {}
+            Err(_) if check_is_dir(&self.dir).is_err() => return 0,
+            Err(_) => {}
         }
         let size = |p: PathBuf| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         size(stream.log_path(&self.dir)) + size(stream.rotated_log_path(&self.dir))

@@ -17,11 +17,15 @@
 //! | `X` exit | supervisor → client | JSON [`Exit`], sent after the final record is written |
 //! | `!` error | supervisor → client | a message, then the connection closes |
 //!
-//! The supervisor checks the peer's uid (SO_PEERCRED) before anything else.
+//! The supervisor checks the peer's uid (SO_PEERCRED) before anything else;
+//! the client checks the same of the socket's server, and gives it
+//! [`HANDSHAKE_TIMEOUT`] to answer, so that a socket some other program
+//! put in the session's place is refused rather than hung on.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +33,10 @@ use serde::{Deserialize, Serialize};
 pub const VERSION: u32 = 1;
 /// The largest payload accepted in one frame.
 pub const MAX_FRAME: usize = 1 << 20;
+/// How long a client waits for the answer to its hello: the supervisor
+/// answers at once from its poll loop, so a server silent for longer is not
+/// the session's supervisor.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client's opening message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,10 +218,29 @@ pub fn connect(dir: &Path, hello: &Hello) -> io::Result<(UnixStream, Welcome)> {
     let path = socket_path(dir, Some(std::os::fd::AsRawFd::as_raw_fd(&dir_file)));
     let mut stream = UnixStream::connect(&path)?;
     drop(dir_file);
-    Frame::Hello(hello.clone()).write_to(&mut stream)?;
+    check_server(&stream)?;
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let timed_out = |e: io::Error| match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "no answer on the socket in {}s: not the session's supervisor",
+                HANDSHAKE_TIMEOUT.as_secs()
+            ),
+        ),
+        _ => e,
+    };
+    Frame::Hello(hello.clone())
+        .write_to(&mut stream)
+        .map_err(timed_out)?;
     let mut buf = Vec::new();
-    match Frame::read_from(&mut stream, &mut buf)? {
-        Some(Frame::Welcome(w)) if w.version == VERSION => Ok((stream, w)),
+    match Frame::read_from(&mut stream, &mut buf).map_err(timed_out)? {
+        Some(Frame::Welcome(w)) if w.version == VERSION => {
+            stream.set_read_timeout(None)?;
+            stream.set_write_timeout(None)?;
+            Ok((stream, w))
+        }
         Some(Frame::Welcome(w)) => {
             Err(bad(&format!("the supervisor speaks version {}", w.version)))
         }
@@ -224,6 +251,25 @@ pub fn connect(dir: &Path, hello: &Hello) -> io::Result<(UnixStream, Welcome)> {
             "the supervisor closed the connection",
         )),
     }
+}
+
+/// Refuses a socket served by another user: the supervisor runs as the
+/// user who started the session, so a server of another uid is an
+/// impostor (a socket put in the session's place).
+fn check_server(stream: &UnixStream) -> io::Result<()> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let server = getsockopt(stream, PeerCredentials).map_err(io::Error::from)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if server.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the socket is served by uid {}, not by you (uid {me}): not the session's supervisor",
+                server.uid()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

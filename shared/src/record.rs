@@ -176,7 +176,10 @@ impl Record {
     /// Reads and checks `dir/session.json`.
     pub fn read(dir: &Path) -> Result<Record> {
         let path = dir.join(RECORD_FILE);
-        let bytes = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        let mut bytes = Vec::new();
+        crate::layout::open_file(&path)
+            .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+            .map_err(|e| Error::io("reading", &path, e))?;
         Self::from_slice(&path, &bytes)
     }
 

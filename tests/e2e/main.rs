@@ -2,6 +2,7 @@
 //! temporary `--root`, each bounded by timeouts and ending every process it
 //! started. Build first: `cargo build --workspace && cargo test -p codex-tests`.
 
+mod abuse;
 mod attach;
 mod codex;
 mod exec;
@@ -10,6 +11,7 @@ mod load;
 mod model;
 mod ps;
 mod rm;
+mod security;
 mod spawn;
 mod tail;
 mod util;

@@ -671,22 +671,17 @@ impl Output {
         id
     }
 
-    /// Fails unless stderr is a usage error whose first line names
-    /// `needle`; the only other lines allowed are clap's hints: blank, the
-    /// `Usage:` lines, or one pointing at `--help`.
+    /// Fails unless stderr is a usage error on exactly one line,
+    /// `codex-TOOL: ...`, that names `needle`.
     pub fn expect_usage_error_naming(&self, needle: &str) -> &Self {
         let err = self.stderr_str();
-        let mut lines = err.lines();
-        let first_ok = lines.next().is_some_and(|l| l.contains(needle));
-        let rest_ok = lines.all(|l| {
-            l.trim().is_empty()
-                || l.starts_with("Usage: ")
-                || l.starts_with("       codex-")
-                || l.contains("--help")
-        });
-        if !first_ok || !rest_ok {
+        let one_line = err.ends_with('\n') && err.matches('\n').count() == 1;
+        let prefixed = err
+            .split_once(": ")
+            .is_some_and(|(tool, _)| tool.starts_with("codex-") && !tool.contains(' '));
+        if !one_line || !prefixed || !err.contains(needle) {
             self.fail(&format!(
-                "expected a one-line error naming {needle:?} (and at most clap's hints)"
+                "expected a one-line usage error `codex-TOOL: ...` naming {needle:?}"
             ));
         }
         self
