@@ -65,11 +65,11 @@ pub struct Options {
     #[arg(short = 'i', long)]
     pub stdin: bool,
 
-    /// Stop the command (SIGTERM, then SIGKILL) after DURATION, such as 90s, 10m or 2h.
+    /// Stop the command (SIGTERM, then SIGKILL) after DURATION, such as 90s, 10m or 2h (0: never).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
-    /// Rotate each log at SIZE (such as 10M or 1GiB), keeping one previous file.
+    /// Rotate each log at SIZE (such as 10M or 1GiB), keeping one previous file (0: never).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_log_size: Option<u64>,
 

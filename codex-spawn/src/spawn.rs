@@ -74,10 +74,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         stdin: o.stdin || request.tty,
         labels: o.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         env: o.env.iter().map(|(k, _)| k.clone()).collect(),
+        // 0 means none, as for GNU timeout.
         timeout_ms: o
             .timeout
-            .map(|d| d.as_millis().min(u64::MAX as u128) as u64),
-        max_log_size: o.max_log_size,
+            .filter(|d| !d.is_zero())
+            .map(|d| d.as_millis().clamp(1, u64::MAX as u128) as u64),
+        max_log_size: o.max_log_size.filter(|&n| n > 0),
         created_at: Timestamp::now(),
         host: host::hostname(),
         boot_id: host::boot_id(),

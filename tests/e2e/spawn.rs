@@ -644,6 +644,21 @@ fn timeout_stops_the_command_and_says_so() {
     let rec = t.wait_ended(&id, WAIT);
     assert_eq!(rec["timed_out"], false, "{rec:#}");
     assert_eq!(rec["exit_code"], 0, "{rec:#}");
+    // 0 is no timeout at all (as for GNU timeout), not an instant one.
+    let id = t.spawn_id(&[
+        "--timeout",
+        "0",
+        "--max-log-size",
+        "0",
+        "--",
+        "sleep",
+        "0.5",
+    ]);
+    let rec = t.wait_ended(&id, WAIT);
+    assert_eq!(rec["timed_out"], false, "{rec:#}");
+    assert_eq!(rec["exit_code"], 0, "{rec:#}");
+    assert_eq!(rec["timeout_ms"], Value::Null, "{rec:#}");
+    assert_eq!(rec["max_log_size"], Value::Null, "{rec:#}");
 }
 
 #[test]
