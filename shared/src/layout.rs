@@ -43,6 +43,9 @@ pub const LOCK: &str = "lock";
 pub const SUPERVISOR_LOG: &str = "supervisor.log";
 /// Prefix of a session directory still being created (never listed).
 pub const STAGING_PREFIX: &str = ".new-";
+/// Prefix a session directory is renamed to while it is removed, so that
+/// no reader ever sees it half removed (never listed).
+pub const REMOVING_PREFIX: &str = ".rm-";
 
 /// One of the two output streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -151,6 +151,8 @@ impl Root {
                 let dir = self.session_dir(&id);
                 Session::load(id, dir)
             })
+            // Removed since the directory was listed: gone, not corrupt.
+            .filter(|s| s.record.is_ok() || fs::symlink_metadata(&s.dir).is_ok())
             .collect();
         sort_newest_first(&mut sessions);
         Ok(sessions)

@@ -57,25 +57,36 @@ impl Root {
                 io::Error::other("not a session directory (no session files in it); left alone"),
             ));
         }
-        remove_tree(&dir)
+        // Out of sight first, in one rename: a reader sees the whole
+        // session or nothing, never a directory losing its files.
+        let doomed = self.path().join(format!(
+            "{}{}-{}",
+            layout::REMOVING_PREFIX,
+            id,
+            std::process::id()
+        ));
+        match fs::rename(&dir, &doomed) {
+            Ok(()) => remove_tree(&doomed),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("removing", &dir, e)),
+        }
     }
 
-    /// Removes the staging directories (`.new-*`) that a codex-spawn
-    /// killed mid-creation left behind: those whose lock nobody holds and
-    /// that are older than a few seconds. Staging directories are never
-    /// listed, so nothing else would ever reclaim them. Returns how many
-    /// were removed; one that cannot be removed is skipped.
+    /// Removes what a codex-spawn killed mid-creation (`.new-*`) or a
+    /// codex-rm killed mid-removal (`.rm-*`) left behind: directories
+    /// whose lock nobody holds and that are older than a few seconds.
+    /// They are never listed, so nothing else would ever reclaim them.
+    /// Returns how many were removed; one that cannot be removed is
+    /// skipped.
     pub fn sweep_staging(&self) -> Result<usize> {
         let root = self.path();
         let mut removed = 0;
         for entry in fs::read_dir(root).map_err(|e| Error::io("listing", root, e))? {
             let Ok(entry) = entry else { continue };
             let dir = entry.path();
-            let abandoned = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(layout::STAGING_PREFIX))
-                && entry.file_type().is_ok_and(|t| t.is_dir())
+            let abandoned = entry.file_name().to_str().is_some_and(|n| {
+                n.starts_with(layout::STAGING_PREFIX) || n.starts_with(layout::REMOVING_PREFIX)
+            }) && entry.file_type().is_ok_and(|t| t.is_dir())
                 && fs::symlink_metadata(&dir)
                     .and_then(|m| m.modified())
                     .is_ok_and(|m| m.elapsed().is_ok_and(|age| age > STAGING_GRACE))
@@ -160,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn sweeps_abandoned_staging_directories_only() {
+    fn sweeps_abandoned_creations_and_removals_only() {
         let t = TempDir::new("remove");
         let root = Root::open(t.path().join("root"), Access::Create).unwrap();
         let old = std::time::SystemTime::now() - 2 * STAGING_GRACE;
@@ -175,6 +186,11 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
+        let half_removed = staging(".rm-calm-yak-0001-77");
+        fs::File::open(&half_removed)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let fresh = staging(".new-2-b");
         let busy = staging(".new-3-c");
         let lock = crate::lock::Lock::create(&busy).unwrap();
@@ -183,8 +199,8 @@ mod tests {
         drop(c.lock);
         fs::File::open(&c.dir).unwrap().set_modified(old).unwrap();
 
-        assert_eq!(root.sweep_staging().unwrap(), 1);
-        assert!(!abandoned.exists());
+        assert_eq!(root.sweep_staging().unwrap(), 2);
+        assert!(!abandoned.exists() && !half_removed.exists());
         assert!(fresh.exists() && busy.exists() && c.dir.exists());
         drop(lock);
     }

@@ -119,14 +119,19 @@ impl Logs {
         // How many bytes of each stream made it to its log.
         let mut landed = [0usize; 2];
         for (k, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
-            let data: Vec<u8> = pieces
+            let parts: Vec<&[u8]> = pieces
                 .iter()
                 .filter(|(s, _)| *s == stream)
-                .flat_map(|(_, b)| b.iter().copied())
+                .map(|&(_, b)| b)
                 .collect();
-            if !data.is_empty() {
-                landed[k] = write_some(&mut self.log(stream).file, &data);
-            }
+            // One write per stream; a copy only when the stream's pieces
+            // are interleaved with the other's.
+            let file = &mut self.log(stream).file;
+            landed[k] = match parts.as_slice() {
+                [] => 0,
+                [one] => write_some(file, one),
+                many => write_some(file, &many.concat()),
+            };
         }
         let mut entries = Vec::with_capacity(pieces.len());
         for &(stream, bytes) in pieces {
