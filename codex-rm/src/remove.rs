@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use anyhow::{anyhow, Context};
 use serde::Serialize;
 
+use shared::lock;
 use shared::select::find_id;
 use shared::{Access, Root, Selector, Session, SessionId, Status};
 
@@ -100,6 +101,21 @@ fn remove_one(
                 ));
             }
         }
+        // Unreadable, yet something holds its lock: a live supervisor
+        // whose record was damaged. Removing the directory would leave it
+        // running, out of every tool's reach.
+        Status::Corrupt
+            if is_real_dir(&session.dir) && lock::is_held(&session.dir).unwrap_or(false) =>
+        {
+            if !cli.force {
+                return Err(anyhow!(
+                    "{id} is corrupt but still running (use -f to stop it)"
+                ));
+            }
+            stop::stop_lock_holders(&session, cli.grace)
+                .with_context(|| format!("stopping {id}"))?;
+            outcome.stopped = true;
+        }
         Status::Exited | Status::Failed | Status::Corrupt => {}
     }
     root.remove_session(&id)
@@ -107,4 +123,10 @@ fn remove_one(
     outcome.removed = true;
     ids.remove(index);
     Ok(())
+}
+
+/// Whether `dir` is a directory and not a symlink to one: the lock of a
+/// directory a link points at is not this session's.
+fn is_real_dir(dir: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
 }

@@ -81,6 +81,37 @@ pub fn stop_live(session: &Session, grace: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stops a session whose record cannot be read while its lock is held:
+/// without a record naming its supervisor, the processes holding the lock
+/// file open are asked to stop (the supervisor stops its command; SIGKILL
+/// after `grace`), then it waits until the lock is released.
+pub fn stop_lock_holders(session: &Session, grace: Duration) -> anyhow::Result<()> {
+    let dir = &session.dir;
+    let started = Instant::now();
+    let holders = lock::holders(dir).context("finding who holds its lock")?;
+    if holders.is_empty() && held(dir) {
+        bail!("its lock is held by a process this user cannot see");
+    }
+    for &pid in &holders {
+        let _ = shared::launch::request_stop(pid, grace);
+    }
+    let escalate_at = started + grace + Duration::from_millis(500);
+    let mut escalated = false;
+    while held(dir) {
+        if !escalated && Instant::now() >= escalate_at {
+            escalated = true;
+            for pid in lock::holders(dir).unwrap_or_default() {
+                let _ = shared::launch::request_stop(pid, Duration::ZERO);
+            }
+        }
+        if Instant::now() >= escalate_at + FINISH_WAIT {
+            bail!("what holds its lock (pids {holders:?}) has not finished");
+        }
+        sleep(TICK);
+    }
+    Ok(())
+}
+
 /// The processes a lost session left running (none when it ran on another
 /// boot; an error when it ran on another host, whose pids mean nothing).
 pub fn leftovers(session: &Session) -> anyhow::Result<Vec<i32>> {

@@ -108,8 +108,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Ok(()) => {}
         Err(failure) => {
             // Nothing ran: leave nothing behind. We still hold the lock, so
-            // no reader ever saw this session as failed or lost.
-            let _ = fs::remove_dir_all(&created.dir);
+            // no reader ever saw this session as failed or lost, and the
+            // removal hides it first, so none sees it half removed.
+            let _ = root.remove_session(&created.id);
             return Err(failure);
         }
     }

@@ -80,6 +80,43 @@ pub fn is_held(dir: &Path) -> Result<bool> {
     }
 }
 
+/// The processes (of those this user may inspect) that have the lock file
+/// of the session in `dir` open: its supervisor, or a codex-spawn still
+/// creating it. This is how a session is reached when its record cannot be
+/// read to name its supervisor. This process itself is left out.
+pub fn holders(dir: &Path) -> Result<Vec<i32>> {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join(LOCK_FILE);
+    let lock = std::fs::symlink_metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
+    let me = std::process::id() as i32;
+    let proc = std::fs::read_dir("/proc").map_err(|e| Error::io("listing", "/proc", e))?;
+    let mut pids = Vec::new();
+    for entry in proc.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // Another user's descriptors cannot be listed: not ours to stop.
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::metadata(fd.path())
+                .is_ok_and(|m| m.dev() == lock.dev() && m.ino() == lock.ino())
+        });
+        if holds {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +135,27 @@ mod tests {
         assert!(is_held(dir.path()).unwrap(), "a shared copy keeps it held");
         drop(copy);
         assert!(!is_held(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn holders_are_the_processes_with_the_lock_open() {
+        let dir = TempDir::new("lock");
+        let lock = Lock::create(dir.path()).unwrap();
+        assert_eq!(holders(dir.path()).unwrap(), Vec::<i32>::new(), "not us");
+        // A child that inherits the descriptor holds the lock too.
+        nix::fcntl::fcntl(
+            lock.file.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let found = holders(dir.path()).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        // (A child another test spawns meanwhile may inherit it too.)
+        assert!(found.contains(&(child.id() as i32)), "{found:?}");
     }
 }

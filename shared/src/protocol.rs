@@ -225,7 +225,7 @@ pub fn connect(dir: &Path, hello: &Hello) -> io::Result<(UnixStream, Welcome)> {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
-                "no answer on the socket in {}s: not the session's supervisor",
+                "no answer on the socket in {} s: not the session's supervisor, or a stopped one",
                 HANDSHAKE_TIMEOUT.as_secs()
             ),
         ),

@@ -7,6 +7,9 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, RenameFlags};
+
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::layout;
@@ -28,6 +31,9 @@ const SESSION_FILES: [&str; 8] = [
 /// How often a removal is retried when a file appears meanwhile.
 const ATTEMPTS: usize = 20;
 
+/// How many hidden names a removal tries.
+const MAX_HIDE_ATTEMPTS: usize = 16;
+
 /// How old an unlocked staging directory must be before it counts as
 /// abandoned: creating one takes milliseconds, but its lock file appears
 /// a moment after the directory itself.
@@ -38,7 +44,10 @@ impl Root {
     /// sure the session is over (or accepted that it is not).
     pub fn remove_session(&self, id: &SessionId) -> Result<()> {
         let dir = self.session_dir(id);
-        let meta = fs::symlink_metadata(&dir).map_err(|e| Error::io("reading", &dir, e))?;
+        let meta = fs::symlink_metadata(&dir).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound(id.to_string()),
+            _ => Error::io("reading", &dir, e),
+        })?;
         if meta.file_type().is_symlink() {
             // Remove the link itself; whatever it points at stays.
             return fs::remove_file(&dir).map_err(|e| Error::io("removing", &dir, e));
@@ -59,17 +68,40 @@ impl Root {
         }
         // Out of sight first, in one rename: a reader sees the whole
         // session or nothing, never a directory losing its files.
-        let doomed = self.path().join(format!(
-            "{}{}-{}",
-            layout::REMOVING_PREFIX,
-            id,
-            std::process::id()
-        ));
-        match fs::rename(&dir, &doomed) {
-            Ok(()) => remove_tree(&doomed),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("removing", &dir, e)),
+        let doomed = self.hide(id, &dir)?;
+        remove_tree(&doomed).inspect_err(|_| {
+            // Back in sight, so that the removal can be tried again.
+            let _ = renameat2(None, &doomed, None, &dir, RenameFlags::RENAME_NOREPLACE);
+        })
+    }
+
+    /// Renames `dir` (session `id`) to a fresh hidden `.rm-` name and
+    /// returns it, its time set to now so that no sweep takes it for an
+    /// abandoned removal while this one runs.
+    fn hide(&self, id: &SessionId, dir: &Path) -> Result<std::path::PathBuf> {
+        for attempt in 0..MAX_HIDE_ATTEMPTS {
+            let doomed = self.path().join(format!(
+                "{}{id}-{}-{attempt}",
+                layout::REMOVING_PREFIX,
+                std::process::id(),
+            ));
+            match renameat2(None, dir, None, &doomed, RenameFlags::RENAME_NOREPLACE) {
+                Ok(()) => {
+                    let _ = fs::File::open(&doomed)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    return Ok(doomed);
+                }
+                // Left by an earlier codex-rm of the same pid: another name.
+                Err(Errno::EEXIST | Errno::ENOTEMPTY) => continue,
+                Err(Errno::ENOENT) => return Err(Error::NotFound(id.to_string())),
+                Err(e) => return Err(Error::nix("removing", dir, e)),
+            }
         }
+        Err(Error::io(
+            "removing",
+            dir,
+            io::Error::other("every hidden name for it was taken"),
+        ))
     }
 
     /// Removes what a codex-spawn killed mid-creation (`.new-*`) or a

@@ -200,6 +200,38 @@ fn a_running_session_is_refused_without_force() {
     assert_nothing_left(&id);
 }
 
+/// A running session whose record was damaged is still running: codex-rm
+/// refuses it without -f (removing the directory would leave its processes
+/// out of every tool's reach) and with -f stops it through the processes
+/// that hold its lock, then removes it.
+#[test]
+fn a_running_session_with_a_damaged_record_is_stopped_not_orphaned() {
+    let t = TestRoot::new("rm-corrupt-live");
+    let id = t.spawn_id(&["--", "sleep", "300"]);
+    t.wait_status(&id, |s| s == Status::Running, WAIT);
+    let rec = t.record(&id);
+    let (pid, sup) = (int(&rec, "pid") as i32, int(&rec, "supervisor_pid") as i32);
+    fs::write(t.session_dir(&id).join("session.json"), b"garbage").unwrap();
+    assert_eq!(t.status(&id), Status::Corrupt, "{}", t.listing());
+
+    let out = rm(&t, &[&id]);
+    out.expect_code(1)
+        .expect_one_error_line("corrupt but still running (use -f");
+    out.check(t.session_dir(&id).is_dir(), "the directory is gone");
+    out.check(
+        is_alive(pid) && is_alive(sup),
+        "something was stopped without -f",
+    );
+
+    let out = rm(&t, &["-f", "--grace", "1s", "--json", &id]);
+    out.expect_success();
+    out.check(outcomes(&out) == [removed(&id, true)], "the -f outcome");
+    out.check(!t.session_dir(&id).exists(), "the directory stays");
+    assert_nothing_left(&id);
+    eventually(Duration::from_secs(2), || !is_alive(sup));
+    assert!(!is_alive(sup), "the supervisor still runs");
+}
+
 // ---------------------------------------------------------------------
 // -f leaves nothing running.
 // ---------------------------------------------------------------------

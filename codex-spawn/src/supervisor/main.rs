@@ -20,6 +20,7 @@ mod server;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use nix::fcntl::{fcntl, FcntlArg};
 use nix::sys::stat::{umask, Mode};
@@ -122,6 +123,8 @@ fn report_panics_to(dir: &std::path::Path) {
         let _ = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .open(&path)
             .and_then(|mut f| f.write_all(text.as_bytes()));
     }));
