@@ -1,5 +1,6 @@
 //! Removing each selected session, going on past failures.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 use anyhow::{anyhow, Context};
@@ -35,6 +36,28 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
         .collect();
     ids.sort_unstable();
 
+    // With -f and several sessions, every live one is asked to stop first,
+    // so that they all stop at once rather than one grace after another.
+    let mut asked = HashMap::new();
+    if cli.force && selectors.len() > 1 {
+        for selector in &selectors {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let Some(id) = Selector::parse(selector, false)
+                .ok()
+                .and_then(|_| find_id(selector, &refs).ok())
+                .and_then(|i| SessionId::parse(&ids[i]).ok())
+            else {
+                continue; // reported in its turn below
+            };
+            let session = Session::load(id.clone(), root.session_dir(&id));
+            if matches!(session.status, Status::Running | Status::Starting) {
+                if let Ok(Some(request)) = stop::ask_to_stop(&session, cli.grace) {
+                    asked.insert(id.to_string(), request);
+                }
+            }
+        }
+    }
+
     let mut all_ok = true;
     let mut out = io::stdout().lock();
     for selector in selectors {
@@ -44,7 +67,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
             stopped: false,
             error: None,
         };
-        if let Err(e) = remove_one(&root, &mut ids, &selector, cli, &mut outcome) {
+        if let Err(e) = remove_one(&root, &mut ids, &selector, cli, &mut asked, &mut outcome) {
             all_ok = false;
             eprintln!("codex-rm: {e:#}");
             outcome.error = Some(format!("{e:#}"));
@@ -72,6 +95,7 @@ fn remove_one(
     ids: &mut Vec<String>,
     selector: &str,
     cli: &Cli,
+    asked: &mut HashMap<String, stop::Asked>,
     outcome: &mut Outcome,
 ) -> anyhow::Result<()> {
     Selector::parse(selector, false)?;
@@ -79,13 +103,20 @@ fn remove_one(
     let index = find_id(selector, &refs)?;
     let id = SessionId::parse(&ids[index])?;
     outcome.id = id.to_string();
+    // Asked to stop already (see `run`): stopped, whatever it reads as now.
+    let mut request = asked.remove(id.as_str());
+    outcome.stopped = request.is_some();
     let session = Session::load(id.clone(), root.session_dir(&id));
     match session.status {
         Status::Running | Status::Starting if !cli.force => {
             return Err(anyhow!("{id} is {} (use -f to stop it)", session.status));
         }
         Status::Running | Status::Starting => {
-            stop::stop_live(&session, cli.grace).with_context(|| format!("stopping {id}"))?;
+            match request.take() {
+                Some(request) => stop::wait_stopped(&session, request, cli.grace),
+                None => stop::stop_live(&session, cli.grace),
+            }
+            .with_context(|| format!("stopping {id}"))?;
             outcome.stopped = true;
         }
         Status::Lost if cli.force => {

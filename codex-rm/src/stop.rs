@@ -22,59 +22,91 @@ const START_WAIT: Duration = Duration::from_secs(5);
 /// to kill at once.
 const FINISH_WAIT: Duration = Duration::from_secs(10);
 
+/// A stop request sent to a live session's supervisor, to wait on.
+pub struct Asked {
+    record: Record,
+    /// The supervisor signalled; none when the lock is held by someone
+    /// other than the recorded supervisor (waited for, never signalled).
+    pid: Option<i32>,
+    at: Instant,
+}
+
 /// Stops a starting or running session: asks its supervisor to stop the
 /// command (SIGKILL after `grace`) and waits until the supervisor has
 /// released the lock, which it does only once everything has ended.
 pub fn stop_live(session: &Session, grace: Duration) -> anyhow::Result<()> {
+    match ask_to_stop(session, grace)? {
+        Some(asked) => wait_stopped(session, asked, grace),
+        None => Ok(()),
+    }
+}
+
+/// The first half of [`stop_live`]: asks the supervisor to stop, without
+/// waiting (so that many sessions can be stopped at once). `None` when the
+/// session has ended meanwhile.
+pub fn ask_to_stop(session: &Session, grace: Duration) -> anyhow::Result<Option<Asked>> {
     let dir = &session.dir;
-    let started = Instant::now();
+    let at = Instant::now();
     let record = loop {
         let record = Record::read(dir).context("reading the record")?;
         if record.supervisor_pid.is_some() || !held(dir) {
             break record;
         }
-        if started.elapsed() > START_WAIT {
+        if at.elapsed() > START_WAIT {
             bail!("it is still starting after {}s", START_WAIT.as_secs());
         }
         sleep(TICK);
     };
     if !held(dir) {
-        return Ok(());
+        return Ok(None);
     }
     let pid = record
         .supervisor_pid
         .context("the record names no supervisor")?;
-    match host::liveness(
+    let pid = match host::liveness(
         &record.host,
         record.boot_id.as_deref(),
         pid,
         record.supervisor_start_time,
     ) {
         Liveness::Same => {
-            shared::launch::request_stop(pid, grace).context("signalling the supervisor")?
+            shared::launch::request_stop(pid, grace).context("signalling the supervisor")?;
+            Some(pid)
         }
         Liveness::Foreign => bail!("it runs on host {}, not here: stop it there", record.host),
         // The lock is held by someone other than the recorded supervisor:
         // wait for them rather than signal a stranger.
-        Liveness::Gone => {}
-    }
-    let escalate_at = started + grace + Duration::from_millis(500);
+        Liveness::Gone => None,
+    };
+    Ok(Some(Asked { record, pid, at }))
+}
+
+/// The second half of [`stop_live`]: waits until the supervisor asked has
+/// released the lock, telling it to kill at once past the grace.
+pub fn wait_stopped(session: &Session, asked: Asked, grace: Duration) -> anyhow::Result<()> {
+    let dir = &session.dir;
+    let Asked { record, pid, at } = asked;
+    let escalate_at = at + grace + Duration::from_millis(500);
     let mut escalated = false;
     while held(dir) {
         if !escalated && Instant::now() >= escalate_at {
             escalated = true;
-            if host::liveness(
-                &record.host,
-                record.boot_id.as_deref(),
-                pid,
-                record.supervisor_start_time,
-            ) == Liveness::Same
-            {
+            if let Some(pid) = pid.filter(|&pid| {
+                host::liveness(
+                    &record.host,
+                    record.boot_id.as_deref(),
+                    pid,
+                    record.supervisor_start_time,
+                ) == Liveness::Same
+            }) {
                 let _ = shared::launch::request_stop(pid, Duration::ZERO);
             }
         }
         if Instant::now() >= escalate_at + FINISH_WAIT {
-            bail!("its supervisor (pid {pid}) has not finished");
+            match pid {
+                Some(pid) => bail!("its supervisor (pid {pid}) has not finished"),
+                None => bail!("whoever holds its lock has not finished"),
+            }
         }
         sleep(TICK);
     }

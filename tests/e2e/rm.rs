@@ -446,6 +446,46 @@ fn fifty_ids_through_stdin_are_all_removed() {
     }
 }
 
+/// `-f` on several running sessions asks them all to stop before waiting
+/// on any: each is reported stopped and removed, its command got SIGTERM
+/// (and ran its handler), nothing of it is left, and a session that ended
+/// between the request and its turn is still reported as stopped.
+#[test]
+fn force_on_many_running_sessions_stops_each_of_them() {
+    let t = TestRoot::new("rm-many-force");
+    let ids: Vec<String> = (0..4)
+        .map(|i| {
+            let marker = t.path().join(format!("term-{i}"));
+            let script = format!(
+                "trap 'echo term > {}; exit 3' TERM; while :; do sleep 0.05; done",
+                sh_quote(s(&marker))
+            );
+            t.spawn_id(&["--", "sh", "-c", &script])
+        })
+        .collect();
+    for id in &ids {
+        t.wait_status(id, |s| s == Status::Running, WAIT);
+    }
+    let mut args = vec!["-f", "--grace", "5s", "--json"];
+    args.extend(ids.iter().map(String::as_str));
+    let out = rm(&t, &args);
+    out.expect_success();
+    let want: Vec<Value> = ids.iter().map(|id| removed(id, true)).collect();
+    out.check(
+        outcomes(&out) == want,
+        "each reported stopped and removed, in order",
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let marker = t.path().join(format!("term-{i}"));
+        out.check(
+            wait_file(&marker, WAIT),
+            &format!("{id}'s command never got SIGTERM"),
+        );
+        assert_nothing_left(id);
+    }
+    assert!(t.entries().is_empty(), "{}", t.listing());
+}
+
 #[test]
 fn good_and_bad_selectors_mixed_remove_the_good_ones_and_exit_1() {
     let t = TestRoot::new("rm-mixed");
