@@ -9,8 +9,46 @@ use std::fs;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// The pids of every living descendant of process `root`, from /proc.
+/// The pids of every living descendant of process `root`, from /proc:
+/// walking down the tree through each thread's `children` list, which
+/// costs what the tree holds (a thousand sessions stopping at once each
+/// walk their own), else, on kernels without those lists, from the parent
+/// of every process on the machine.
 pub fn descendants(root: Pid) -> Vec<Pid> {
+    let me = nix::unistd::getpid().as_raw();
+    if fs::metadata(format!("/proc/{me}/task/{me}/children")).is_err() {
+        return descendants_by_scan(root);
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![root.as_raw()];
+    while let Some(p) = queue.pop() {
+        for c in children(p) {
+            found.push(Pid::from_raw(c));
+            queue.push(c);
+        }
+    }
+    found
+}
+
+/// The children of every thread of `pid` (none once it is gone).
+fn children(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = fs::read_to_string(task.path().join("children")) {
+            found.extend(
+                list.split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+    }
+    found
+}
+
+/// [`descendants`] from the parent of every process in /proc.
+fn descendants_by_scan(root: Pid) -> Vec<Pid> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -49,5 +87,38 @@ pub fn signal_all(pgid: Option<Pid>, sig: Signal) {
     }
     for pid in descendants(nix::unistd::getpid()) {
         let _ = kill(pid, sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::process::Command;
+
+    #[test]
+    fn the_tree_walk_finds_what_the_full_scan_finds() {
+        // A shell with a child, one that left its session, and a
+        // grandchild (under a subshell that waits for it).
+        let mut sh = Command::new("sh")
+            .args(["-c", "sleep 30 & setsid sleep 30 & (sleep 30; :) & wait"])
+            .spawn()
+            .unwrap();
+        let root = Pid::from_raw(sh.id() as i32);
+        let mut walked = BTreeSet::new();
+        for _ in 0..200 {
+            walked = descendants(root).into_iter().collect::<BTreeSet<_>>();
+            if walked.len() >= 4 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let scanned: BTreeSet<Pid> = descendants_by_scan(root).into_iter().collect();
+        for pid in walked.iter().chain(&scanned).chain([&root]) {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        let _ = sh.wait();
+        assert_eq!(walked.len(), 4, "{walked:?}");
+        assert_eq!(walked, scanned);
     }
 }
