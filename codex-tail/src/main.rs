@@ -13,7 +13,17 @@ fn main() {
     // With -f the exit status is the session's: codex-tail's own failures,
     // usage errors included, exit 125 so they cannot be taken for it.
     let own_failure = if follow { 125 } else { 1 };
-    let cli: cli::Cli = shared::cli::parse_or_exit(if follow { 125 } else { 2 });
+    let usage_exit = if follow { 125 } else { 2 };
+    let cli: cli::Cli = shared::cli::parse_or_exit(usage_exit);
+    // A selector that cannot name a session is a usage error, as in codex-ps.
+    if let Some(e) = cli
+        .selectors
+        .iter()
+        .find_map(|s| shared::Selector::parse(s, true).err())
+    {
+        eprintln!("codex-tail: {e} (try --help)");
+        std::process::exit(usage_exit);
+    }
     let code = match tail::run(&cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => 0,

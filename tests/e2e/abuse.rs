@@ -277,15 +277,16 @@ fn names_and_selectors_that_are_not_ids_are_refused() {
         }
         out.check(t.entries() == ["keep-1"], "nothing may be created");
 
-        // As a selector: codex-ps and codex-tail fail, codex-attach 125,
-        // codex-rm fails without removing anything.
+        // As a selector: a usage error for codex-ps and codex-tail,
+        // codex-attach 125, codex-rm fails (for that one id) without
+        // removing anything.
         if name.starts_with('-') {
             continue;
         }
         let quoted = format!("{name:?}");
         for (tool, code) in [
             ("codex-ps", 2),
-            ("codex-tail", 1),
+            ("codex-tail", 2),
             ("codex-attach", 125),
             ("codex-rm", 1),
         ] {
