@@ -113,6 +113,12 @@ impl View {
                 v.dropped_bytes = r.dropped_bytes;
                 v.agent = r.agent.clone();
                 v.error = r.error.clone().or_else(|| match session.status {
+                    Status::Lost if session.dir.join(crate::layout::SUPERVISOR_LOG).exists() => {
+                        Some(format!(
+                            "the supervisor panicked (a bug; see {})",
+                            session.dir.join(crate::layout::SUPERVISOR_LOG).display()
+                        ))
+                    }
                     Status::Lost => Some("the supervisor is gone".into()),
                     Status::Failed if r.error.is_none() => {
                         Some("the session was interrupted before its command ran".into())
@@ -123,5 +129,30 @@ impl View {
             Err(e) => v.error = Some(e.to_string()),
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::sample;
+    use crate::root::{Access, Root};
+    use crate::testdir::TempDir;
+
+    #[test]
+    fn a_lost_session_says_whether_its_supervisor_panicked() {
+        let t = TempDir::new("view");
+        let root = Root::open(t.path().join("root"), Access::Create).unwrap();
+        let mut record = sample();
+        record.host = crate::host::hostname();
+        record.boot_id = crate::host::boot_id();
+        let c = root.create_session(None, record, None).unwrap();
+        drop(c.lock);
+        let view = || View::new(&Session::load(c.id.clone(), c.dir.clone()), None);
+        assert_eq!(view().status, Status::Lost);
+        assert_eq!(view().error.as_deref(), Some("the supervisor is gone"));
+        std::fs::write(c.dir.join(crate::layout::SUPERVISOR_LOG), "panicked at …").unwrap();
+        let error = view().error.unwrap();
+        assert!(error.starts_with("the supervisor panicked"), "{error}");
     }
 }
