@@ -49,6 +49,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
             else {
                 continue; // reported in its turn below
             };
+            if asked.contains_key(id.as_str()) {
+                continue; // named twice: a second request would kill at once
+            }
             let session = Session::load(id.clone(), root.session_dir(&id));
             if matches!(session.status, Status::Running | Status::Starting) {
                 if let Ok(Some(request)) = stop::ask_to_stop(&session, cli.grace) {
@@ -67,7 +70,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
             stopped: false,
             error: None,
         };
-        if let Err(e) = remove_one(&root, &mut ids, &selector, cli, &mut asked, &mut outcome) {
+        if let Err(e) = remove_one(&root, &ids, &selector, cli, &mut asked, &mut outcome) {
             all_ok = false;
             eprintln!("codex-rm: {e:#}");
             outcome.error = Some(format!("{e:#}"));
@@ -92,7 +95,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
 
 fn remove_one(
     root: &Root,
-    ids: &mut Vec<String>,
+    ids: &[String],
     selector: &str,
     cli: &Cli,
     asked: &mut HashMap<String, stop::Asked>,
@@ -120,7 +123,7 @@ fn remove_one(
             outcome.stopped = true;
         }
         Status::Lost if cli.force => {
-            outcome.stopped = stop::kill_leftovers(&session, cli.grace)
+            outcome.stopped |= stop::kill_leftovers(&session, cli.grace)
                 .with_context(|| format!("killing what {id} left running"))?;
         }
         Status::Lost => {
@@ -152,7 +155,6 @@ fn remove_one(
     root.remove_session(&id)
         .with_context(|| format!("removing {id}"))?;
     outcome.removed = true;
-    ids.remove(index);
     Ok(())
 }
 

@@ -80,14 +80,21 @@ pub fn is_held(dir: &Path) -> Result<bool> {
     }
 }
 
-/// The processes (of those this user may inspect) that have the lock file
-/// of the session in `dir` open: its supervisor, or a codex-spawn still
-/// creating it. This is how a session is reached when its record cannot be
-/// read to name its supervisor. This process itself is left out.
+/// The processes (of those this user may inspect) that hold the lock of
+/// the session in `dir`: a descriptor of theirs on its lock file carries
+/// the exclusive `flock` (as /proc/PID/fdinfo shows), which only its
+/// supervisor (or a codex-spawn still creating it) has. A process that
+/// merely has the file open, or waits for a shared lock, is not one. This
+/// is how a session is reached when its record cannot be read to name its
+/// supervisor. A lock file with other links (it could be another session's)
+/// has no holders here. This process itself is left out.
 pub fn holders(dir: &Path) -> Result<Vec<i32>> {
     use std::os::unix::fs::MetadataExt;
     let path = dir.join(LOCK_FILE);
     let lock = std::fs::symlink_metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
+    if !lock.is_file() || lock.nlink() != 1 {
+        return Ok(Vec::new());
+    }
     let me = std::process::id() as i32;
     let proc = std::fs::read_dir("/proc").map_err(|e| Error::io("listing", "/proc", e))?;
     let mut pids = Vec::new();
@@ -109,12 +116,27 @@ pub fn holders(dir: &Path) -> Result<Vec<i32>> {
         let holds = fds.flatten().any(|fd| {
             std::fs::metadata(fd.path())
                 .is_ok_and(|m| m.dev() == lock.dev() && m.ino() == lock.ino())
+                && std::fs::read_to_string(entry.path().join("fdinfo").join(fd.file_name()))
+                    .is_ok_and(|info| holds_exclusive_flock(&info))
         });
         if holds {
             pids.push(pid);
         }
     }
     Ok(pids)
+}
+
+/// Whether a /proc/PID/fdinfo/FD text shows an exclusive `flock` held
+/// through that descriptor (`lock: 1: FLOCK ADVISORY WRITE ...`).
+fn holds_exclusive_flock(fdinfo: &str) -> bool {
+    fdinfo.lines().any(|line| {
+        let mut words = line.split_whitespace();
+        words.next() == Some("lock:")
+            && words.next().is_some() // the lock's number
+            && words.next() == Some("FLOCK")
+            && words.next() == Some("ADVISORY")
+            && words.next() == Some("WRITE")
+    })
 }
 
 #[cfg(test)]
@@ -138,11 +160,17 @@ mod tests {
     }
 
     #[test]
-    fn holders_are_the_processes_with_the_lock_open() {
+    fn holders_are_the_processes_holding_the_lock_not_those_reading_it() {
         let dir = TempDir::new("lock");
         let lock = Lock::create(dir.path()).unwrap();
         assert_eq!(holders(dir.path()).unwrap(), Vec::<i32>::new(), "not us");
-        // A child that inherits the descriptor holds the lock too.
+        // One that merely has the file open is no holder.
+        let mut reader = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(File::open(dir.path().join(LOCK_FILE)).unwrap())
+            .spawn()
+            .unwrap();
+        // A child that inherits the locked descriptor holds the lock too.
         nix::fcntl::fcntl(
             lock.file.as_raw_fd(),
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
@@ -153,9 +181,12 @@ mod tests {
             .spawn()
             .unwrap();
         let found = holders(dir.path()).unwrap();
-        let _ = child.kill();
-        let _ = child.wait();
+        for c in [&mut child, &mut reader] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         // (A child another test spawns meanwhile may inherit it too.)
         assert!(found.contains(&(child.id() as i32)), "{found:?}");
+        assert!(!found.contains(&(reader.id() as i32)), "{found:?}");
     }
 }

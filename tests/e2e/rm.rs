@@ -486,6 +486,35 @@ fn force_on_many_running_sessions_stops_each_of_them() {
     assert!(t.entries().is_empty(), "{}", t.listing());
 }
 
+/// A session named twice (its id and a prefix of it) is asked to stop
+/// once: its command still gets the whole grace for its SIGTERM handler
+/// (a second request would kill it at once); the second name is then no
+/// such session.
+#[test]
+fn force_on_a_session_named_twice_keeps_its_grace() {
+    let t = TestRoot::new("rm-twice");
+    let marker = t.path().join("cleaned");
+    let script = format!(
+        "trap 'sleep 0.5; echo cleaned > {}; exit 3' TERM; while :; do sleep 0.05; done",
+        sh_quote(s(&marker))
+    );
+    let id = t.spawn_id(&["--", "sh", "-c", &script]);
+    let other = t.spawn_id(&["--", "sleep", "300"]);
+    t.wait_status(&id, |s| s == Status::Running, WAIT);
+    let prefix = &id[..id.len() - 1];
+    let out = rm(&t, &["-f", "--grace", "10s", &id, &other, prefix]);
+    out.expect_code(1).check(
+        out.stdout_str() == format!("{id}\n{other}\n"),
+        "both removed, once each",
+    );
+    out.expect_one_error_line(&format!("no such session: {id}"));
+    out.check(
+        file_text(&marker) == "cleaned\n",
+        "the SIGTERM handler did not get to finish",
+    );
+    assert_eq!(t.entries(), Vec::<String>::new(), "{}", t.listing());
+}
+
 #[test]
 fn good_and_bad_selectors_mixed_remove_the_good_ones_and_exit_1() {
     let t = TestRoot::new("rm-mixed");

@@ -36,8 +36,10 @@ fn children(pid: i32) -> Vec<i32> {
         return Vec::new();
     };
     let mut found = Vec::new();
+    let mut buf = Vec::new();
     for task in tasks.flatten() {
-        if let Ok(list) = fs::read_to_string(task.path().join("children")) {
+        if read_whole(&task.path().join("children"), &mut buf).is_ok() {
+            let list = String::from_utf8_lossy(&buf);
             found.extend(
                 list.split_whitespace()
                     .filter_map(|c| c.parse::<i32>().ok()),
@@ -45,6 +47,28 @@ fn children(pid: i32) -> Vec<i32> {
         }
     }
     found
+}
+
+/// Reads a /proc file in one `read` where it fits: the kernel builds a
+/// `children` list afresh at each read, resuming by position, so a list
+/// read in small pieces can skip a child when an earlier one is reaped
+/// between two reads.
+fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut file = fs::File::open(path)?;
+    buf.clear();
+    buf.resize(64 * 1024, 0);
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+    buf.truncate(len);
+    Ok(())
 }
 
 /// [`descendants`] from the parent of every process in /proc.
@@ -66,11 +90,15 @@ fn descendants_by_scan(root: Pid) -> Vec<Pid> {
         }
     }
     let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut queue = vec![root.as_raw()];
     while let Some(p) = queue.pop() {
         for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
-            found.push(Pid::from_raw(c));
-            queue.push(c);
+            // A pid reused while /proc was read could close a loop.
+            if seen.insert(c) {
+                found.push(Pid::from_raw(c));
+                queue.push(c);
+            }
         }
     }
     found
