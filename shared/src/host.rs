@@ -73,6 +73,17 @@ pub fn liveness(host: &str, boot: Option<&str>, pid: i32, start_time: Option<u64
     }
 }
 
+/// Every process id in /proc (none when it cannot be listed).
+pub fn pids() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .collect()
+}
+
 /// The processes of session `id` still alive on this host: those whose
 /// environment carries `CODEX_BACKGROUND_ID=<id>` (every process the
 /// session started inherits it, setsid or not) and that started no earlier
@@ -81,12 +92,8 @@ pub fn liveness(host: &str, boot: Option<&str>, pid: i32, start_time: Option<u64
 pub fn session_processes(id: &str, since: u64) -> Vec<i32> {
     let marker = format!("CODEX_BACKGROUND_ID={id}");
     let me = std::process::id() as i32;
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    pids()
+        .into_iter()
         .filter(|&pid| pid != me)
         .filter(|&pid| {
             fs::read(format!("/proc/{pid}/environ"))

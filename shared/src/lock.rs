@@ -96,27 +96,17 @@ pub fn holders(dir: &Path) -> Result<Vec<i32>> {
         return Ok(Vec::new());
     }
     let me = std::process::id() as i32;
-    let proc = std::fs::read_dir("/proc").map_err(|e| Error::io("listing", "/proc", e))?;
     let mut pids = Vec::new();
-    for entry in proc.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
+    for pid in crate::host::pids().into_iter().filter(|&pid| pid != me) {
+        let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
         // Another user's descriptors cannot be listed: not ours to stop.
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+        let Ok(fds) = std::fs::read_dir(proc.join("fd")) else {
             continue;
         };
         let holds = fds.flatten().any(|fd| {
             std::fs::metadata(fd.path())
                 .is_ok_and(|m| m.dev() == lock.dev() && m.ino() == lock.ino())
-                && std::fs::read_to_string(entry.path().join("fdinfo").join(fd.file_name()))
+                && std::fs::read_to_string(proc.join("fdinfo").join(fd.file_name()))
                     .is_ok_and(|info| holds_exclusive_flock(&info))
         });
         if holds {

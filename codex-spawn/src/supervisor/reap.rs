@@ -73,18 +73,8 @@ fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> 
 
 /// [`descendants`] from the parent of every process in /proc.
 fn descendants_by_scan(root: Pid) -> Vec<Pid> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in shared::host::pids() {
         if let Some(ppid) = shared::host::parent_pid(pid) {
             children.entry(ppid).or_default().push(pid);
         }
