@@ -17,20 +17,29 @@ const SESSIONS: usize = 200;
 /// Numbered lines each session writes on each stream.
 const LINES: usize = 10_000;
 
-/// The workload: lines 1..=LINES on stdout and on stderr, alternating, one
-/// write per line on each stream (so the supervisor sees 2 × LINES writes),
-/// then exits with `$N % 50`.
+/// The workload: lines `oN:1`..`oN:LINES` on stdout and `eN:1`.. on
+/// stderr (N the session's number), alternating, one write per line on
+/// each stream (so the supervisor sees 2 × LINES writes), then exits with
+/// `$N % 50`. Each line names its session and stream, so output mixed up
+/// between sessions or streams cannot go unseen.
 fn workload() -> String {
     format!(
         "awk -v n=\"$N\" 'BEGIN {{ for (i = 1; i <= {LINES}; i++) \
-         {{ print i; fflush(); print i > \"/dev/stderr\" }}; exit n % 50 }}'"
+         {{ print \"o\" n \":\" i; fflush(); print \"e\" n \":\" i > \"/dev/stderr\" }}; exit n % 50 }}'"
     )
 }
 
-/// `1\n2\n...LINES\n`: what each log must hold, exactly.
-fn numbered() -> Vec<u8> {
+/// The tag of session `n`'s lines on `stream` (`"out"` or `"err"`).
+fn tag(n: usize, stream: &str) -> String {
+    let letter = if stream == "out" { 'o' } else { 'e' };
+    format!("{letter}{n}:")
+}
+
+/// What session `n`'s log of `stream` must hold, exactly.
+fn numbered(n: usize, stream: &str) -> Vec<u8> {
+    let tag = tag(n, stream);
     (1..=LINES)
-        .map(|i| format!("{i}\n"))
+        .map(|i| format!("{tag}{i}\n"))
         .collect::<String>()
         .into_bytes()
 }
@@ -94,10 +103,15 @@ fn ps_loop(t: &TestRoot, stop: &AtomicBool, problems: &Problems) -> usize {
 }
 
 /// codex-tail -n 3 on the sessions in turn, each stream: exit 0, and the
-/// lines it prints are consecutive numbers (a session's tail, never a mix).
-fn tail_loop(t: &TestRoot, ids: &[String], stop: &AtomicBool, problems: &Problems) -> usize {
+/// lines it prints are that session's and that stream's, consecutive.
+fn tail_loop(
+    t: &TestRoot,
+    ids: &[(String, usize)],
+    stop: &AtomicBool,
+    problems: &Problems,
+) -> usize {
     let mut rounds = 0;
-    for id in ids.iter().cycle() {
+    for (id, n) in ids.iter().cycle() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -111,12 +125,20 @@ fn tail_loop(t: &TestRoot, ids: &[String], stop: &AtomicBool, problems: &Problem
             } else {
                 out.stdout_str()
             };
-            let nums: Vec<usize> = text.lines().map(|l| l.parse().unwrap_or(0)).collect();
+            let tag = tag(*n, stream);
+            let nums: Vec<usize> = text
+                .lines()
+                .map(|l| {
+                    l.strip_prefix(&tag)
+                        .and_then(|i| i.parse().ok())
+                        .unwrap_or(0)
+                })
+                .collect();
             let consecutive = nums.windows(2).all(|w| w[1] == w[0] + 1);
             problems.check(
                 &out,
                 nums.len() <= 3 && consecutive && !nums.contains(&0),
-                "not the consecutive numbered lines of one stream",
+                &format!("not consecutive lines {tag}N of this session and stream"),
             );
         }
     }
@@ -178,12 +200,13 @@ fn two_hundred_sessions_at_once_lose_nothing() {
     let by_id: HashMap<String, usize> = spawned.iter().map(|(n, out)| (out.id(), *n)).collect();
     assert_eq!(by_id.len(), SESSIONS, "ids are not all distinct");
     let ids: Vec<String> = by_id.keys().cloned().collect();
+    let numbered_ids: Vec<(String, usize)> = by_id.iter().map(|(id, &n)| (id.clone(), n)).collect();
 
     let stop = AtomicBool::new(false);
     let problems = Problems::default();
     let (ps_rounds, tail_rounds, rm_rounds) = thread::scope(|sc| {
         let ps = sc.spawn(|| ps_loop(&t, &stop, &problems));
-        let tail = sc.spawn(|| tail_loop(&t, &ids, &stop, &problems));
+        let tail = sc.spawn(|| tail_loop(&t, &numbered_ids, &stop, &problems));
         let rm = sc.spawn(|| rm_loop(&t, &stop, &problems));
         for id in &ids {
             t.wait_ended(id, Duration::from_secs(300));
@@ -203,30 +226,32 @@ fn two_hundred_sessions_at_once_lose_nothing() {
     );
     assert!(ps_rounds > 0 && tail_rounds > 0 && rm_rounds > 0);
 
-    let expected = numbered();
     for (id, n) in &by_id {
         let rec = t.record(id);
         assert_eq!(rec["exit_code"], (n % 50) as i64, "{id}: {rec:#}");
         assert_eq!(rec["dropped_bytes"], 0, "{id}: {rec:#}");
-        for log in ["stdout.log", "stderr.log"] {
+        for (log, stream, bytes) in [
+            ("stdout.log", "out", "stdout_bytes"),
+            ("stderr.log", "err", "stderr_bytes"),
+        ] {
+            let expected = numbered(*n, stream);
             let got = t.read(id, log);
             assert!(
                 got == expected,
-                "{id} {log}: {} bytes, not the {} numbered lines in order (first difference at byte {:?})",
+                "{id} {log}: {} bytes, not its {} numbered lines in order (first difference at byte {:?})",
                 got.len(),
                 LINES,
                 got.iter().zip(&expected).position(|(a, b)| a != b)
             );
+            assert_eq!(rec[bytes], expected.len() as u64, "{id}: {rec:#}");
         }
-        assert_eq!(rec["stdout_bytes"], expected.len() as u64, "{id}: {rec:#}");
-        assert_eq!(rec["stderr_bytes"], expected.len() as u64, "{id}: {rec:#}");
     }
     // What the tools read back is what the logs hold.
-    for id in ids.iter().take(5) {
+    for (id, n) in numbered_ids.iter().take(5) {
         let out = t.tool("codex-tail", &["-n", "all", "--stream", "err", id]);
         out.expect_success();
         out.check(
-            out.stderr == expected && out.stdout.is_empty(),
+            out.stderr == numbered(*n, "err") && out.stdout.is_empty(),
             "codex-tail -n all differs from the log",
         );
     }

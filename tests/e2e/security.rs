@@ -3,14 +3,14 @@
 //! the attach socket closed to them, their tools refusing a root that is not
 //! theirs, and codex-attach refusing a socket they serve.
 //!
-//! The tests that need a second user create `codex-e2e-other` (a system
-//! user with no home and no shell), which needs root: without root they say
-//! why and return. `--env` values on disk and exec prompts on command lines
-//! are checked in spawn.rs and exec.rs.
+//! The tests that need a second user become one that has no account at
+//! all: a uid and gid no entry of the user database names, which `setpriv`
+//! takes as numbers (nothing is added to /etc/passwd). That needs root:
+//! without root they say why and return. `--env` values on disk and exec
+//! prompts on command lines are checked in spawn.rs and exec.rs.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use shared::Status;
@@ -18,33 +18,29 @@ use shared::Status;
 use crate::abuse::{end_child, foreign_server, system_python};
 use crate::util::*;
 
-/// The second, unprivileged user.
-const OTHER: &str = "codex-e2e-other";
+/// How the second user is named in messages.
+const OTHER: &str = "the other user";
 
-/// The uid and gid of [`OTHER`], created when missing; `None` (with the
-/// reason printed) when this process is not root.
-fn other_user(t: &TestRoot) -> Option<(u32, u32)> {
-    static CREATE: Mutex<()> = Mutex::new(());
+/// The uid and gid of the second, unprivileged user: the first free pair
+/// from a high number up; `None` (with the reason printed) when this
+/// process is not root.
+fn other_user(_t: &TestRoot) -> Option<(u32, u32)> {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: creating and becoming another user needs root");
+        eprintln!("skipped: becoming another user needs root");
         return None;
     }
-    let _one_at_a_time = CREATE.lock().unwrap_or_else(|e| e.into_inner());
-    let find = || nix::unistd::User::from_name(OTHER).ok().flatten();
-    if find().is_none() {
-        t.command("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                OTHER,
-            ])
-            .run()
-            .expect_success();
-    }
-    let user = find().expect("the user just created");
-    Some((user.uid.as_raw(), user.gid.as_raw()))
+    (4_242_420..4_242_520)
+        .find(|&id| {
+            nix::unistd::User::from_uid(id.into())
+                .ok()
+                .flatten()
+                .is_none()
+                && nix::unistd::Group::from_gid(id.into())
+                    .ok()
+                    .flatten()
+                    .is_none()
+        })
+        .map(|id| (id, id))
 }
 
 /// `setpriv` running `program` as the other user (no supplementary
