@@ -600,6 +600,9 @@ fn a_full_disk_drops_output_but_the_session_runs_to_its_end() {
         b"",
     );
     t.tool("codex-tail", &["-f", "-n", "1", &id]).expect_code(7);
+    // The test's cleanup and its check for a supervisor's panic look into
+    // the root: before the tmpfs under it is unmounted.
+    drop(t);
 }
 
 // ---------------------------------------------------------------------
@@ -801,4 +804,7 @@ fn attach_works_when_the_socket_path_is_too_long_for_sun_path() {
     let ps = tool_at(&t, &root, "codex-ps", &["--json", &id]);
     ps.expect_success()
         .check(ps.stdout_str().contains("\"exit_code\":4"), "exit code 4");
+    // This root is not the test's own, whose drop looks for panics.
+    let panic_log = root.join(&id).join(shared::layout::SUPERVISOR_LOG);
+    assert!(!panic_log.exists(), "{}", file_text(&panic_log));
 }
