@@ -224,7 +224,7 @@ fn a_running_session_with_a_damaged_record_is_stopped_not_orphaned() {
     );
 
     // A bystander that merely reads the lock file is no lock holder.
-    let bystander = Command::new("sleep")
+    let mut reader = Command::new("sleep")
         .arg("300")
         .env("CODEX_E2E_TAG", t.path())
         .process_group(0)
@@ -233,8 +233,7 @@ fn a_running_session_with_a_damaged_record_is_stopped_not_orphaned() {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting sleep");
-    let bystander = bystander.id() as i32;
-    t.track(bystander);
+    let bystander = reader.id() as i32;
 
     let out = rm(&t, &["-f", "--grace", "1s", "--json", &id]);
     out.expect_success();
@@ -242,6 +241,8 @@ fn a_running_session_with_a_damaged_record_is_stopped_not_orphaned() {
     out.check(!t.session_dir(&id).exists(), "the directory stays");
     out.check(is_alive(bystander), "a reader of the lock file was stopped");
     assert_nothing_left(&id);
+    let _ = reader.kill();
+    let _ = reader.wait();
     eventually(Duration::from_secs(2), || !is_alive(sup));
     assert!(!is_alive(sup), "the supervisor still runs");
 }
