@@ -624,9 +624,16 @@ fn a_command_that_closes_its_output_stays_a_running_session() {
         assert_eq!(t.status(&id), Status::Running, "{}", t.listing());
         thread::sleep(POLL);
     }
-    let gate = go.clone();
+    // The command may end only once codex-tail runs: it must follow it.
+    let (gate, tag) = (go.clone(), t.tag());
     let opener = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(300));
+        eventually(WAIT, || {
+            pids_with_env(&tag).into_iter().any(|p| {
+                fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "codex-tail")
+            })
+        });
+        thread::sleep(Duration::from_millis(100));
         fs::write(gate, "").unwrap();
     });
     let errs: String = (1..=20).map(|i| format!("err {i}\n")).collect();
