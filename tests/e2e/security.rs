@@ -64,17 +64,30 @@ fn traversable(t: &TestRoot) {
     fs::set_permissions(t.path(), fs::Permissions::from_mode(0o711)).unwrap();
 }
 
-/// Whether the other user can run the built binaries (their directory may
-/// be closed to other users); says why not.
-fn binaries_usable(t: &TestRoot, user: (u32, u32)) -> bool {
-    let out = as_user(t, user, bin("codex-ps")).arg("--version").run();
-    if !out.status.success() {
-        eprintln!(
-            "not running the tools as {OTHER}: {} is closed to it",
-            bin_dir().display()
-        );
+/// The built binary `name` as the other user can run it: where it was
+/// built, or else a copy in the test's directory (a checkout in a private
+/// home is closed to other users), so that these checks never go unrun.
+fn user_bin(t: &TestRoot, user: (u32, u32), name: &str) -> std::path::PathBuf {
+    let built = bin(name);
+    if as_user(t, user, &built)
+        .arg("--version")
+        .run()
+        .status
+        .success()
+    {
+        return built;
     }
-    out.status.success()
+    let dir = t.path().join("other-bin");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join(name);
+    fs::copy(&built, &copy).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    as_user(t, user, &copy)
+        .arg("--version")
+        .run()
+        .expect_success();
+    copy
 }
 
 // ---------------------------------------------------------------------
@@ -177,7 +190,7 @@ fn another_user_can_neither_read_nor_use_a_root() {
             &format!("{OTHER} saw something when trying to {what}"),
         );
     }
-    if binaries_usable(&t, user) {
+    {
         let owned = "owned by uid";
         for (tool, args, code) in [
             ("codex-ps", &[][..], 1),
@@ -187,7 +200,7 @@ fn another_user_can_neither_read_nor_use_a_root() {
             ("codex-rm", &["-f", id.as_str()], 1),
             ("codex-spawn", &["--", "true"], 125),
         ] {
-            let out = as_user(&t, user, bin(tool))
+            let out = as_user(&t, user, user_bin(&t, user, tool))
                 .arg("--root")
                 .arg(t.root())
                 .args(args)
@@ -332,9 +345,6 @@ fn an_unreadable_root_is_refused_by_its_owner() {
     let t = TestRoot::new("unreadable");
     let Some(user) = other_user(&t) else { return };
     traversable(&t);
-    if !binaries_usable(&t, user) {
-        return;
-    }
     for mode in [0o300, 0o000] {
         let root = t.path().join(format!("root-{mode:o}"));
         fs::create_dir(&root).unwrap();
@@ -357,7 +367,7 @@ fn an_unreadable_root_is_refused_by_its_owner() {
             cases.push(("codex-spawn", &["--", "true"], 125));
         }
         for (tool, args, code) in cases {
-            let out = as_user(&t, user, bin(tool))
+            let out = as_user(&t, user, user_bin(&t, user, tool))
                 .arg("--root")
                 .arg(&root)
                 .args(args)
