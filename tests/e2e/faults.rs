@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -124,18 +123,8 @@ fn kill_9_of_the_supervisor_keeps_the_output_and_rm_force_ends_every_orphan() {
     let t = TestRoot::new("f-sup-kill9");
     // A process older than the session with its id in its environment, as
     // a leftover of an earlier session of the same name would have.
-    let mut elder = Command::new("sleep")
-        .arg("299")
-        .env("CODEX_E2E_TAG", t.path())
-        .env("CODEX_BACKGROUND_ID", "k9")
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting sleep");
+    let mut elder = t.helper(&["sleep", "299"], &[("CODEX_BACKGROUND_ID", "k9")], None);
     let elder_pid = elder.id() as i32;
-    t.track(elder_pid);
     // Start times tick every 10 ms: let the session's be clearly later.
     thread::sleep(Duration::from_millis(100));
 

@@ -6,8 +6,6 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -224,15 +222,8 @@ fn a_running_session_with_a_damaged_record_is_stopped_not_orphaned() {
     );
 
     // A bystander that merely reads the lock file is no lock holder.
-    let mut reader = Command::new("sleep")
-        .arg("300")
-        .env("CODEX_E2E_TAG", t.path())
-        .process_group(0)
-        .stdin(fs::File::open(t.session_dir(&id).join("lock")).unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting sleep");
+    let lock = fs::File::open(t.session_dir(&id).join("lock")).unwrap();
+    let mut reader = t.helper(&["sleep", "300"], &[], Some(lock));
     let bystander = reader.id() as i32;
 
     let out = rm(&t, &["-f", "--grace", "1s", "--json", &id]);
@@ -321,18 +312,8 @@ fn force_on_a_lost_session_kills_its_leftovers_but_never_a_reused_pid() {
     let id = t.spawn_id(&["--", "sleep", "300"]);
     let rec = make_lost(&t, &id);
     end_orphans_of(&id, int(&rec, "pgid") as i32);
-    let mut stranger = Command::new("sleep")
-        .arg("300")
-        .env("CODEX_E2E_TAG", t.path())
-        .env_remove("CODEX_BACKGROUND_ID")
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting sleep");
+    let mut stranger = t.helper(&["sleep", "300"], &[], None);
     let pid = stranger.id() as i32;
-    t.track(pid);
     let start = shared::host::process_start_time(pid).expect("its start time");
     let mut edited = t.record(&id);
     for key in ["pid", "pgid", "supervisor_pid"] {

@@ -15,9 +15,10 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -163,6 +164,27 @@ impl TestRoot {
     /// Records a helper process (a tmux server, a shell) to end at drop.
     pub fn track(&self, pid: i32) {
         self.helpers.lock().unwrap().push(pid);
+    }
+
+    /// Starts `argv` as a helper of this test, outside any session: tagged
+    /// and tracked (the cleanup ends it), in its own process group, with
+    /// `env` (and no `CODEX_BACKGROUND_ID` unless given), `stdin` (else
+    /// /dev/null) and its output on /dev/null.
+    pub fn helper(&self, argv: &[&str], env: &[(&str, &str)], stdin: Option<fs::File>) -> Child {
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..])
+            .env(TAG_VAR, &self.dir)
+            .env_remove("CODEX_BACKGROUND_ID")
+            .envs(env.iter().copied())
+            .process_group(0)
+            .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {argv:?}: {e}"));
+        self.track(child.id() as i32);
+        child
     }
 
     /// Writes an executable script (mode 0755) into the temp dir.
