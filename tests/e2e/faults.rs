@@ -432,9 +432,11 @@ fn kill_9_of_a_follower_and_of_a_client_leaves_the_session_logging() {
 // 4. A full filesystem
 
 /// A tmpfs mounted on a directory for one test; unmounted when dropped
-/// (lazily if something still holds it).
+/// (lazily if something still holds it), and then the test's directory
+/// removed, which the test's own cleanup could not do around a mount.
 struct Tmpfs {
     dir: PathBuf,
+    test_dir: PathBuf,
 }
 
 impl Tmpfs {
@@ -456,6 +458,7 @@ impl Tmpfs {
         }
         Some(Tmpfs {
             dir: dir.to_path_buf(),
+            test_dir: t.path().to_path_buf(),
         })
     }
 }
@@ -473,6 +476,7 @@ impl Drop for Tmpfs {
         if !umount(&[]) {
             umount(&["-l"]);
         }
+        let _ = fs::remove_dir_all(&self.test_dir);
     }
 }
 
