@@ -42,6 +42,18 @@ fn tool_at(t: &TestRoot, root: &Path, name: &str, args: &[&str]) -> Output {
         .run()
 }
 
+/// `codex-tail -n all` gives back `out` and `err` exactly, and
+/// `codex-tail -c LEN --stream out` the whole of `out`.
+fn expect_all_bytes(t: &TestRoot, id: &str, out: &[u8], err: &[u8]) {
+    expect_bytes(&t.tool("codex-tail", &["-n", "all", id]), out, err);
+    let len = out.len().to_string();
+    expect_bytes(
+        &t.tool("codex-tail", &["-c", &len, "--stream", "out", id]),
+        out,
+        b"",
+    );
+}
+
 /// Fails unless `o` exited 0 with exactly `out` on stdout and `err` on
 /// stderr (compared as bytes; shown lossily).
 fn expect_bytes(o: &Output, out: &[u8], err: &[u8]) {
@@ -154,13 +166,7 @@ fn kill_9_of_the_supervisor_keeps_the_output_and_rm_force_ends_every_orphan() {
 
     make_lost(&t, &id);
     // Everything logged before the kill, byte for byte, in each stream.
-    expect_bytes(&t.tool("codex-tail", &["-n", "all", &id]), &out, &err);
-    let len = out.len().to_string();
-    expect_bytes(
-        &t.tool("codex-tail", &["-c", &len, "--stream", "out", &id]),
-        &out,
-        b"",
-    );
+    expect_all_bytes(&t, &id, &out, &err);
     let ps = t.tool("codex-ps", &["--json", &id]);
     ps.expect_success();
     let v: Value = serde_json::from_str(ps.stdout_str().trim())
@@ -710,13 +716,7 @@ fn random_bytes_come_back_exactly() {
     assert!(t.read(&id, "stdout.log") == out, "stdout.log differs");
     assert_eq!(t.read(&id, "stderr.log"), err);
 
-    expect_bytes(&t.tool("codex-tail", &["-n", "all", &id]), &out, &err);
-    let len = out.len().to_string();
-    expect_bytes(
-        &t.tool("codex-tail", &["-c", &len, "--stream", "out", &id]),
-        &out,
-        b"",
-    );
+    expect_all_bytes(&t, &id, &out, &err);
     // Each line strictly decoded as UTF-8 and parsed as JSON by Python,
     // its `line` turned back into bytes (surrogateescape), to its stream.
     let py = "import sys, json\n\

@@ -20,9 +20,10 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
         return descendants_by_scan(root);
     }
     let mut found = Vec::new();
+    let mut buf = Vec::new();
     let mut queue = vec![root.as_raw()];
     while let Some(p) = queue.pop() {
-        for c in children(p) {
+        for c in children(p, &mut buf) {
             found.push(Pid::from_raw(c));
             queue.push(c);
         }
@@ -30,16 +31,16 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
     found
 }
 
-/// The children of every thread of `pid` (none once it is gone).
-fn children(pid: i32) -> Vec<i32> {
+/// The children of every thread of `pid` (none once it is gone), read
+/// through `buf` (one buffer for the whole walk).
+fn children(pid: i32, buf: &mut Vec<u8>) -> Vec<i32> {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
     let mut found = Vec::new();
-    let mut buf = Vec::new();
     for task in tasks.flatten() {
-        if read_whole(&task.path().join("children"), &mut buf).is_ok() {
-            let list = String::from_utf8_lossy(&buf);
+        if read_whole(&task.path().join("children"), buf).is_ok() {
+            let list = String::from_utf8_lossy(buf);
             found.extend(
                 list.split_whitespace()
                     .filter_map(|c| c.parse::<i32>().ok()),
