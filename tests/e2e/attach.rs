@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use shared::Status;
 
-use crate::util::*;
+use crate::support::*;
 
 /// The terminal type of the programs in sessions (tmux emulates it).
 const TERM: &str = "screen";

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shared::Status;
 
-use crate::model::*;
-use crate::util::*;
+use crate::support::model::*;
+use crate::support::*;
 
 /// How long a scripted codex turn may take (codex starts in well under a
 /// second here; the margin is for loaded CI machines).

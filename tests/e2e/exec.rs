@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::*;
+use crate::support::*;
 
 /// A stand-in for codex: records its argv (one per line), its stdin and
 /// its session id into $FAKE_OUT; with FAKE_GATE set, then waits for

@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use shared::{Session, SessionId, Status};
 
-use crate::util::*;
+use crate::support::*;
 
 /// How long tmux commands and screen changes may take.
 const SCREEN_WAIT: Duration = Duration::from_secs(15);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Output, TestRoot};
+use crate::support::{Output, TestRoot};
 
 /// Sessions spawned at once.
 const SESSIONS: usize = 200;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use shared::Status;
 
-use crate::util::*;
+use crate::support::*;
 
 /// The columns of the table, in order.
 const HEADER: [&str; 9] = [

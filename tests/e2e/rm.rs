@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use shared::Status;
 
-use crate::util::*;
+use crate::support::*;
 
 /// Runs `codex-rm --root ROOT ARGS...` (stdin /dev/null).
 fn rm(t: &TestRoot, args: &[&str]) -> Output {

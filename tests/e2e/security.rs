@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use shared::Status;
 
-use crate::abuse::{end_child, foreign_server, system_python};
-use crate::util::*;
+use crate::support::*;
 
 /// How the second user is named in messages.
 const OTHER: &str = "the other user";

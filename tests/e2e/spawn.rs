@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 use shared::Status;
 
-use crate::util::*;
+use crate::support::*;
 
 /// codex-spawn's path, after checking that its supervisor is built too.
 fn spawn_bin() -> String {

@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 use shared::{Status, Timestamp};
 
-use crate::util::*;
+use crate::support::*;
 
 /// Runs `codex-tail --root ROOT ARGS...`.
 fn tail(t: &TestRoot, args: &[&str]) -> Output {
