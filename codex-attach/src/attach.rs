@@ -12,6 +12,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use ::cli::Failure;
 use shared::index::Reader;
 use shared::layout::{self, Stream};
 use shared::logs::StreamLog;
@@ -21,7 +22,7 @@ use shared::{Access, Root, Selector, Session, SessionId, Status};
 
 use crate::cli::Cli;
 use crate::keys::Detector;
-use crate::term::{self, RawMode};
+use crate::term::RawMode;
 
 /// Bytes of a tty session's recent output redrawn on attach.
 const TTY_REPLAY: u64 = 16 * 1024;
@@ -38,11 +39,24 @@ pub enum End {
     Signalled(i32),
 }
 
+/// Attaches as `cli` says; returns the exit status: 0 when detached, the
+/// session's exit code when it ended meanwhile (with a notice), or 128+N
+/// when signal N told codex-attach to go.
+pub fn run(cli: Cli) -> Result<i32, Failure> {
+    let (id, end) = attach(&cli)?;
+    Ok(match end {
+        End::Detached => 0,
+        End::Exited(code) => {
+            eprintln!("[{id} exited with code {code}]");
+            code
+        }
+        End::Signalled(code) => code,
+    })
+}
+
 /// Attaches as `cli` says; returns how it ended.
-pub fn run(cli: &Cli) -> anyhow::Result<(SessionId, End)> {
-    let path =
-        shared::root::resolve_path(cli.root.as_deref()).context("finding the session root")?;
-    let root = Root::open(&path, Access::Read).context("opening the session root")?;
+fn attach(cli: &Cli) -> anyhow::Result<(SessionId, End)> {
+    let root = cli.root.open(Access::Read)?;
     let session = pick(&root, cli.selector.as_deref())?;
     let id = session.id.clone();
     let record = session.record.as_ref().map_err(|e| anyhow!("{e}"))?;
@@ -51,7 +65,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<(SessionId, End)> {
     let stdout_tty = io::stdout().is_terminal();
     let raw = record.tty && stdin_tty && !cli.no_stdin;
     let size = (record.tty && stdout_tty)
-        .then(|| term::size(io::stdout()))
+        .then(|| ::cli::term::size(io::stdout()))
         .flatten();
     let hello = Hello {
         version: protocol::VERSION,
@@ -259,7 +273,7 @@ impl Link {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGWINCH) if self.tty && self.stdout_tty && self.raw => {
-                    if let Some((cols, rows)) = term::size(io::stdout()) {
+                    if let Some((cols, rows)) = ::cli::term::size(io::stdout()) {
                         self.send(Frame::Resize(cols, rows))?;
                     }
                 }

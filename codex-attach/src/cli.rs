@@ -1,8 +1,10 @@
 //! The command line of codex-attach.
 
-use std::path::PathBuf;
-
-use clap::Parser;
+use ::cli::complete::{sessions, Sessions};
+use ::cli::usage::count;
+use ::cli::{Codes, Failure, RootArg, Tool};
+use clap::{ArgMatches, Parser};
+use shared::Selector;
 
 use crate::keys::DetachKeys;
 
@@ -19,12 +21,11 @@ use crate::keys::DetachKeys;
 )]
 pub struct Cli {
     /// The session: an id, a unique id prefix or a row number [default: the newest running session].
-    #[arg(value_name = "SELECTOR")]
+    #[arg(value_name = "SELECTOR", add = sessions(Sessions::Running))]
     pub selector: Option<String>,
 
-    /// The session root [default: $CODEX_BACKGROUND_DIR, else $CODEX_HOME/background, else ~/.codex/background].
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub root: RootArg,
 
     /// The keys that detach, such as ctrl-\ (the default), ctrl-p,ctrl-q or ctrl-a,d.
     #[arg(long, value_name = "KEYS", default_value = "ctrl-\\", value_parser = DetachKeys::parse)]
@@ -35,6 +36,23 @@ pub struct Cli {
     pub no_stdin: bool,
 
     /// Lines of recent output to show first in a pipe session.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = count::<usize>)]
     pub replay: usize,
+}
+
+impl Tool for Cli {
+    /// codex-attach passes on the session's exit code: its own failures,
+    /// usage errors included, exit 125 so they cannot be taken for it.
+    fn codes(_: &ArgMatches) -> Codes {
+        Codes::PASSING_ON
+    }
+
+    const QUIET_BROKEN_PIPE: bool = false;
+
+    fn check(&self) -> Result<(), Failure> {
+        if let Some(s) = &self.selector {
+            Selector::parse(s, true).map_err(Failure::usage)?;
+        }
+        Ok(())
+    }
 }

@@ -1,9 +1,9 @@
 //! The user's terminal: raw mode with a guard that puts everything back on
 //! every way out a process can catch (drop, panic, signals handled by the
-//! caller), and the window size.
+//! caller).
 
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::Mutex;
 
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
@@ -16,8 +16,6 @@ const RESET_MODES: &[u8] =
 
 /// The terminal settings to restore, for the panic hook.
 static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
-
-nix::ioctl_read_bad!(get_winsize, nix::libc::TIOCGWINSZ, nix::libc::winsize);
 
 fn stdin_fd() -> BorrowedFd<'static> {
     // Safety: descriptor 0 stays open for the whole life of the process.
@@ -68,17 +66,4 @@ fn install_panic_hook() {
             previous(info);
         }));
     });
-}
-
-/// The size of the terminal on `fd`: columns, rows.
-pub fn size(fd: impl AsFd) -> Option<(u16, u16)> {
-    let mut ws = nix::libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // Safety: TIOCGWINSZ writes one winsize into memory we own.
-    let ok = unsafe { get_winsize(std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd()), &mut ws) }.is_ok();
-    (ok && ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col, ws.ws_row))
 }

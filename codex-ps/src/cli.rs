@@ -1,8 +1,10 @@
 //! The command line of codex-ps.
 
-use std::path::PathBuf;
-
+use ::cli::complete::{sessions, Sessions};
+use ::cli::usage::count;
+use ::cli::{Failure, RootArg, Tool};
 use clap::Parser;
+use shared::Selector;
 
 use crate::filter::Filter;
 
@@ -18,12 +20,11 @@ use crate::filter::Filter;
 )]
 pub struct Cli {
     /// Sessions to show: ids, unique id prefixes, or row numbers [default: all].
-    #[arg(value_name = "SELECTOR")]
+    #[arg(value_name = "SELECTOR", add = sessions(Sessions::All))]
     pub selectors: Vec<String>,
 
-    /// The session root [default: $CODEX_BACKGROUND_DIR, else $CODEX_HOME/background, else ~/.codex/background].
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub root: RootArg,
 
     /// Print ids only, one per line.
     #[arg(short, long, conflicts_with = "json")]
@@ -38,10 +39,19 @@ pub struct Cli {
     pub filters: Vec<Filter>,
 
     /// Show only the N newest sessions (after filtering).
-    #[arg(short = 'n', long = "last", value_name = "N")]
+    #[arg(short = 'n', long = "last", value_name = "N", value_parser = count::<usize>)]
     pub last: Option<usize>,
 
     /// Do not cut the PROMPT column to the terminal's width.
     #[arg(long)]
     pub no_trunc: bool,
+}
+
+impl Tool for Cli {
+    fn check(&self) -> Result<(), Failure> {
+        for s in &self.selectors {
+            Selector::parse(s, true).map_err(Failure::usage)?;
+        }
+        Ok(())
+    }
 }

@@ -26,12 +26,9 @@ impl Filter {
             "status" => Status::parse(value)
                 .map(Filter::Status)
                 .ok_or_else(|| bad(&format!("unknown status {value:?}"))),
-            "kind" => match value {
-                "exec" => Ok(Filter::Kind(Kind::Exec)),
-                "repl" => Ok(Filter::Kind(Kind::Repl)),
-                "cmd" => Ok(Filter::Kind(Kind::Cmd)),
-                _ => Err(bad(&format!("unknown kind {value:?}"))),
-            },
+            "kind" => Kind::parse(value)
+                .map(Filter::Kind)
+                .ok_or_else(|| bad(&format!("unknown kind {value:?}"))),
             "label" => match value.split_once('=') {
                 _ if value.is_empty() => Err(bad("empty label name")),
                 Some((k, v)) => Ok(Filter::Label(k.into(), Some(v.into()))),

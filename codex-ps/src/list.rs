@@ -1,28 +1,26 @@
 //! Choosing the sessions to show and printing them.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 
+use ::cli::Failure;
 use anyhow::Context;
 use shared::view::View;
-use shared::{Access, Root, Selector, Session, Status};
+use shared::{Access, Selector, Session, Status};
 
 use crate::cli::Cli;
 use crate::table::{self, Look};
 
 /// Lists the sessions `cli` asks for.
-pub fn run(cli: &Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result<i32, Failure> {
     let selectors: Vec<Selector> = cli
         .selectors
         .iter()
         .map(|s| Selector::parse(s, true))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|e| usage_error(&e.to_string()));
-    let path =
-        shared::root::resolve_path(cli.root.as_deref()).context("finding the session root")?;
-    let root = Root::open(&path, Access::Read).context("opening the session root")?;
+        .collect::<Result<_, _>>()?;
+    let root = cli.root.open(Access::Read)?;
     let sessions = root
         .list()
-        .with_context(|| format!("listing {}", path.display()))?;
+        .with_context(|| format!("listing {}", root.path().display()))?;
 
     let mut rows: Vec<(usize, &Session)> = if selectors.is_empty() {
         sessions.iter().enumerate().collect()
@@ -59,49 +57,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             out.write_all(b"\n")?;
         }
     } else {
-        let tty = io::stdout().is_terminal();
         let look = Look {
-            colour: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-            width: if cli.no_trunc || !tty {
+            colour: ::cli::term::colour(&io::stdout()),
+            width: if cli.no_trunc {
                 None
             } else {
-                terminal_width()
+                ::cli::term::size(io::stdout()).map(|(cols, _)| usize::from(cols))
             },
         };
         out.write_all(table::render(&rows, &look).as_bytes())?;
     }
     out.flush()?;
-    Ok(())
-}
-
-fn usage_error(message: &str) -> ! {
-    shared::cli::usage_error::<Cli>(message)
-}
-
-/// Whether `e` is a write to a closed pipe (`codex-ps | head -1`), which
-/// ends the listing quietly.
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<serde_json::Error>()
-                .and_then(|e| e.io_error_kind())
-                .is_some_and(|k| k == io::ErrorKind::BrokenPipe)
-    })
-}
-
-nix::ioctl_read_bad!(tiocgwinsz, nix::libc::TIOCGWINSZ, nix::libc::winsize);
-
-/// The width of the terminal on stdout.
-fn terminal_width() -> Option<usize> {
-    let mut ws = nix::libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // Safety: TIOCGWINSZ writes one `winsize` into the struct we own; a
-    // failure (stdout not a terminal) leaves it untouched.
-    let ok = unsafe { tiocgwinsz(1, &mut ws) }.is_ok();
-    (ok && ws.ws_col > 0).then_some(ws.ws_col as usize)
+    Ok(0)
 }

@@ -6,13 +6,5 @@ mod list;
 mod table;
 
 fn main() {
-    let cli: cli::Cli = shared::cli::parse();
-    match list::run(&cli) {
-        Ok(()) => {}
-        Err(e) if list::is_broken_pipe(&e) => {}
-        Err(e) => {
-            eprintln!("codex-ps: {e:#}");
-            std::process::exit(1);
-        }
-    }
+    std::process::exit(::cli::run(list::run));
 }

@@ -1,9 +1,13 @@
 //! The command line of codex-rm.
 
-use std::path::PathBuf;
+use std::io::{self, IsTerminal};
 use std::time::Duration;
 
+use ::cli::complete::{sessions, Sessions};
+use ::cli::usage::duration;
+use ::cli::{Failure, RootArg, Tool};
 use clap::Parser;
+use shared::Selector;
 
 /// Stop and remove background sessions.
 ///
@@ -18,19 +22,18 @@ use clap::Parser;
 )]
 pub struct Cli {
     /// Sessions to remove: ids or unique id prefixes; `-` reads them from stdin.
-    #[arg(value_name = "SELECTOR")]
+    #[arg(value_name = "SELECTOR", add = sessions(Sessions::All))]
     pub selectors: Vec<String>,
 
-    /// The session root [default: $CODEX_BACKGROUND_DIR, else $CODEX_HOME/background, else ~/.codex/background].
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub root: RootArg,
 
     /// Stop running and starting sessions first, and kill what a lost one left running.
     #[arg(short, long)]
     pub force: bool,
 
     /// With --force: how long the command has between SIGTERM and SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub grace: Duration,
 
     /// Print one JSON object per session: {"id","removed","stopped","error"}.
@@ -38,6 +41,19 @@ pub struct Cli {
     pub json: bool,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    shared::units::parse_duration(s).map_err(|e| e.to_string())
+impl Tool for Cli {
+    /// Selectors given as arguments are checked before stdin is read or
+    /// anything is removed; ids read from stdin are checked one by one, as
+    /// they come.
+    fn check(&self) -> Result<(), Failure> {
+        if self.selectors.is_empty() && io::stdin().is_terminal() {
+            return Err(Failure::usage(
+                "no session given: name ids as arguments, or pipe them in (codex-ps -q | codex-rm)",
+            ));
+        }
+        for s in self.selectors.iter().filter(|s| *s != "-") {
+            Selector::parse(s, false).map_err(Failure::usage)?;
+        }
+        Ok(())
+    }
 }

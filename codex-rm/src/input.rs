@@ -1,6 +1,6 @@
 //! Where the ids come from: the arguments, or stdin (`-`, or none given).
 
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, Read};
 
 use anyhow::Context;
 
@@ -9,11 +9,6 @@ use crate::cli::Cli;
 /// The selectors to act on, in order.
 pub fn selectors(cli: &Cli) -> anyhow::Result<Vec<String>> {
     let from_stdin = cli.selectors.is_empty() || cli.selectors.iter().any(|s| s == "-");
-    if cli.selectors.is_empty() && io::stdin().is_terminal() {
-        shared::cli::usage_error::<Cli>(
-            "no session given: name ids as arguments, or pipe them in (codex-ps -q | codex-rm)",
-        );
-    }
     let mut stdin_words = Vec::new();
     if from_stdin {
         let mut text = String::new();

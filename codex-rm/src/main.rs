@@ -6,13 +6,5 @@ mod remove;
 mod stop;
 
 fn main() {
-    let cli: cli::Cli = shared::cli::parse();
-    match remove::run(&cli) {
-        Ok(true) => {}
-        Ok(false) => std::process::exit(1),
-        Err(e) => {
-            eprintln!("codex-rm: {e:#}");
-            std::process::exit(1);
-        }
-    }
+    std::process::exit(::cli::run(remove::run));
 }

@@ -10,6 +10,8 @@ use shared::lock;
 use shared::select::find_id;
 use shared::{Access, Root, Selector, Session, SessionId, Status};
 
+use ::cli::Failure;
+
 use crate::cli::Cli;
 use crate::{input, stop};
 
@@ -22,15 +24,14 @@ struct Outcome {
     error: Option<String>,
 }
 
-/// Removes every session `cli` names. Returns false if any failed.
-pub fn run(cli: &Cli) -> anyhow::Result<bool> {
+/// Removes every session `cli` names. Exits 1 if any failed.
+pub fn run(cli: Cli) -> Result<i32, Failure> {
+    let cli = &cli;
     let selectors = input::selectors(cli)?;
-    let path =
-        shared::root::resolve_path(cli.root.as_deref()).context("finding the session root")?;
-    let root = Root::open(&path, Access::Read).context("opening the session root")?;
+    let root = cli.root.open(Access::Read)?;
     let mut ids: Vec<String> = root
         .ids()
-        .with_context(|| format!("listing {}", path.display()))?
+        .with_context(|| format!("listing {}", root.path().display()))?
         .into_iter()
         .map(|id| id.to_string())
         .collect();
@@ -90,7 +91,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
     // What a codex-spawn killed mid-creation left: invisible to every
     // listing, so reclaimed here, quietly and at no risk to live sessions.
     let _ = root.sweep_staging();
-    Ok(all_ok)
+    Ok(if all_ok { 0 } else { 1 })
 }
 
 fn remove_one(

@@ -1,9 +1,15 @@
 //! The command line of codex-spawn.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use ::cli::complete::{sessions, Sessions};
+use ::cli::usage::{duration, pair, size};
+use ::cli::{Codes, Failure, RootArg, Tool};
+use clap::error::ErrorKind;
+use clap::{ArgMatches, Parser, Subcommand};
+use shared::SessionId;
 
 /// Start a command, or a codex agent, as a background session and print its id.
 ///
@@ -33,9 +39,8 @@ pub struct Cli {
 /// Options common to every kind of session. They go before `exec` or `--`.
 #[derive(Debug, clap::Args)]
 pub struct Options {
-    /// The session root [default: $CODEX_BACKGROUND_DIR, else $CODEX_HOME/background, else ~/.codex/background].
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub root: RootArg,
 
     /// Use NAME as the session id instead of a generated one.
     #[arg(short = 'n', long, value_name = "NAME")]
@@ -46,38 +51,38 @@ pub struct Options {
     pub cwd: Option<PathBuf>,
 
     /// Set an environment variable for the command (repeatable). The value is never written to disk.
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = pair)]
     pub env: Vec<(String, String)>,
 
     /// Attach a label to the session (repeatable), for codex-ps filters.
-    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = pair)]
     pub labels: Vec<(String, String)>,
 
     /// Run the command in a pseudo-terminal (for interactive and full-screen programs).
     #[arg(short = 't', long)]
     pub tty: bool,
 
-    /// The terminal's initial size with --tty or repl, as COLSxROWS.
-    #[arg(long, value_name = "COLSxROWS", value_parser = parse_size_spec, default_value = "80x24")]
-    pub size: (u16, u16),
+    /// The terminal's initial size with --tty or repl, as COLSxROWS [default: 80x24].
+    #[arg(long, value_name = "COLSxROWS", value_parser = parse_size_spec)]
+    pub size: Option<(u16, u16)>,
 
     /// Keep the command's stdin open for input through codex-attach (not with exec).
     #[arg(short = 'i', long)]
     pub stdin: bool,
 
     /// Stop the command (SIGTERM, then SIGKILL) after DURATION, such as 90s, 10m or 2h (0: never).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<Duration>,
 
     /// Rotate each log at SIZE (such as 10M or 1GiB), keeping one previous file (0: never).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = size)]
     pub max_log_size: Option<u64>,
 
     /// Print the session as one JSON line (as codex-ps --json does) instead of its id.
     #[arg(long)]
     pub json: bool,
 
-    /// The codex binary for exec [default: $CODEX_BIN, else codex on PATH].
+    /// The codex binary for exec and repl [default: $CODEX_BIN, else codex on PATH].
     #[arg(long, value_name = "PATH")]
     pub codex_bin: Option<PathBuf>,
 }
@@ -88,7 +93,7 @@ pub enum Mode {
     /// Run `codex exec --json CODEX_ARGS -` with PROMPT on its stdin (`-` reads the prompt from stdin).
     Exec {
         /// Continue the thread of an earlier exec session (an id, a unique prefix or a row number): runs `codex exec --json CODEX_ARGS resume THREAD_ID -`.
-        #[arg(long, value_name = "SELECTOR")]
+        #[arg(long, value_name = "SELECTOR", add = sessions(Sessions::All))]
         resume: Option<String>,
         /// The prompt, or `-` to read it from standard input.
         #[arg(allow_hyphen_values = true)]
@@ -107,19 +112,78 @@ pub enum Mode {
     },
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err("expected KEY=VALUE with a non-empty KEY".into()),
+impl Tool for Cli {
+    /// codex-spawn's own failures exit 125, as `docker run`'s do (126 and
+    /// 127 say the command could not be run).
+    fn codes(_: &ArgMatches) -> Codes {
+        Codes {
+            failure: 125,
+            usage: 2,
+        }
     }
-}
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    shared::units::parse_duration(s).map_err(|e| e.to_string())
-}
+    const QUIET_BROKEN_PIPE: bool = false;
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    shared::units::parse_size(s).map_err(|e| e.to_string())
+    fn check(&self) -> Result<(), Failure> {
+        let o = &self.options;
+        match (&self.mode, self.command.is_empty()) {
+            (Some(_), false) => {
+                return Err(Failure::usage("give either exec or -- COMMAND, not both"))
+            }
+            (None, true) => {
+                return Err(Failure::usage(
+                    "nothing to run: give exec PROMPT, repl, or -- COMMAND [ARGS]...",
+                ))
+            }
+            (Some(Mode::Exec { .. }), _) if o.stdin => {
+                return Err(Failure::usage(
+                    "--stdin cannot be used with exec: its stdin is the prompt",
+                ))
+            }
+            (Some(Mode::Exec { .. }), _) if o.tty => {
+                return Err(Failure::usage(
+                    "--tty cannot be used with exec: its output is a JSON stream",
+                ))
+            }
+            (Some(Mode::Exec { .. }), _) if o.size.is_some() => {
+                return Err(Failure::usage(
+                    "--size cannot be used with exec: it has no terminal",
+                ))
+            }
+            (None, false) if o.size.is_some() && !o.tty => {
+                return Err(Failure::usage(
+                    "--size needs --tty: only a terminal has a size",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(name) = &o.name {
+            SessionId::parse(name).map_err(Failure::usage)?;
+        }
+        Ok(())
+    }
+
+    /// `codex-spawn sleep 10` is not run as a command: what follows the
+    /// options is a mode (exec, repl) or, after `--`, the command.
+    fn explain(error: &clap::Error, args: &[OsString]) -> Option<String> {
+        if error.kind() != ErrorKind::InvalidSubcommand {
+            return None;
+        }
+        let word = error
+            .get(clap::error::ContextKind::InvalidSubcommand)?
+            .to_string();
+        let at = args
+            .iter()
+            .position(|a| a.to_str() == Some(word.as_str()))?;
+        let rest: Vec<String> = args[at..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        Some(format!(
+            "unknown mode '{word}' (modes: exec, repl); to run a command, put -- before it: codex-spawn -- {}",
+            rest.join(" ")
+        ))
+    }
 }
 
 fn parse_size_spec(s: &str) -> Result<(u16, u16), String> {

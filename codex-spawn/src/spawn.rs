@@ -14,30 +14,19 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::stat::{umask, Mode as FileMode};
 
+use ::cli::Failure;
 use shared::launch::{Report, SupervisorArgs, SUPERVISOR_BIN};
-use shared::record::{Kind, Record, State, FORMAT_VERSION};
+use shared::record::{Kind, Record};
 use shared::view::View;
-use shared::{host, Access, Root, Session, SessionId, Timestamp};
+use shared::{Access, Session, SessionId};
 
 use crate::cli::{Cli, Mode};
 
+/// A terminal's size when `--size` is not given: columns, rows.
+const DEFAULT_SIZE: (u16, u16) = (80, 24);
+
 /// How much of the prompt the record keeps for listings.
 const PROMPT_PREVIEW_CHARS: usize = 200;
-
-/// A failure and the exit status it calls for (125, 126 or 127, as
-/// `docker run` has them).
-pub struct Failure {
-    /// The exit status.
-    pub code: i32,
-    /// What went wrong.
-    pub error: anyhow::Error,
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
-        Failure { code: 125, error }
-    }
-}
 
 /// What the user asked for, checked.
 struct Request {
@@ -47,31 +36,24 @@ struct Request {
     tty: bool,
 }
 
-/// Runs codex-spawn.
-pub fn run(cli: Cli) -> Result<(), Failure> {
+/// Runs codex-spawn (its command line already checked): creates the
+/// session, starts its supervisor and prints the id once the command runs.
+pub fn run(cli: Cli) -> Result<i32, Failure> {
     let request = request(&cli)?;
     let o = &cli.options;
-    let name = o
-        .name
-        .as_deref()
-        .map(SessionId::parse)
-        .transpose()
-        .unwrap_or_else(|e| usage_error(&e.to_string()));
+    let name = o.name.as_deref().map(SessionId::parse).transpose()?;
     let cwd = working_dir(o.cwd.as_deref())?;
-    let root_path =
-        shared::root::resolve_path(o.root.as_deref()).context("finding the session root")?;
-    let root = Root::open(root_path, Access::Create).context("opening the session root")?;
+    let root = o.root.open(Access::Create)?;
 
+    let tty = request.tty;
     let record = Record {
-        format: FORMAT_VERSION,
-        id: String::new(),
-        kind: request.kind,
-        argv: request.argv.clone(),
-        cwd: cwd.clone(),
         prompt: request.prompt.as_deref().map(preview),
-        tty: request.tty,
-        size: request.tty.then_some([o.size.0, o.size.1]),
-        stdin: o.stdin || request.tty,
+        tty,
+        size: tty.then(|| {
+            let (cols, rows) = o.size.unwrap_or(DEFAULT_SIZE);
+            [cols, rows]
+        }),
+        stdin: o.stdin || tty,
         labels: o.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         env: o.env.iter().map(|(k, _)| k.clone()).collect(),
         // 0 means none, as for GNU timeout.
@@ -80,25 +62,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             .filter(|d| !d.is_zero())
             .map(|d| d.as_millis().clamp(1, u64::MAX as u128) as u64),
         max_log_size: o.max_log_size.filter(|&n| n > 0),
-        created_at: Timestamp::now(),
-        host: host::hostname(),
-        boot_id: host::boot_id(),
-        state: State::Starting,
-        supervisor_pid: None,
-        supervisor_start_time: None,
-        pid: None,
-        pid_start_time: None,
-        pgid: None,
-        started_at: None,
-        ended_at: None,
-        exit_code: None,
-        signal: None,
-        timed_out: false,
-        stdout_bytes: 0,
-        stderr_bytes: 0,
-        dropped_bytes: 0,
-        error: None,
-        agent: (request.kind == Kind::Exec).then(Default::default),
+        ..Record::new(request.kind, request.argv.clone(), cwd)
     };
     let created = root
         .create_session(name.as_ref(), record, request.prompt.as_deref())
@@ -124,42 +88,44 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     };
     // A closed stdout is not worth a failure: the session runs either way.
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-    Ok(())
+    Ok(0)
 }
 
-/// Checks the mode and builds the command line.
-fn request(cli: &Cli) -> Result<Request, Failure> {
-    match (&cli.mode, cli.command.is_empty()) {
-        (Some(_), false) => usage_error("give either exec or -- COMMAND, not both"),
-        (None, true) => usage_error("nothing to run: give exec PROMPT or -- COMMAND [ARGS]..."),
-        (None, false) => Ok(Request {
+/// Builds the command line of the mode `cli` asks for (checked by
+/// [`Tool::check`](::cli::Tool::check)); reads an exec prompt of `-` from
+/// stdin.
+fn request(cli: &Cli) -> anyhow::Result<Request> {
+    let codex = || codex_bin(cli.options.codex_bin.as_deref());
+    Ok(match &cli.mode {
+        None => Request {
             kind: Kind::Cmd,
             argv: cli.command.clone(),
             prompt: None,
             tty: cli.options.tty,
-        }),
-        (Some(Mode::Repl { prompt, codex_args }), _) => {
-            let mut argv = vec![codex_bin(cli.options.codex_bin.as_deref())?];
+        },
+        Some(Mode::Repl { prompt, codex_args }) => {
+            let mut argv = vec![codex()?];
             argv.extend(codex_args.iter().cloned());
             argv.extend(prompt.iter().cloned());
-            Ok(Request {
+            Request {
                 kind: Kind::Repl,
                 argv,
                 prompt: prompt.as_ref().map(|p| p.clone().into_bytes()),
                 tty: true,
-            })
-        }
-        (
-            Some(Mode::Exec {
-                prompt,
-                codex_args,
-                resume,
-            }),
-            _,
-        ) => {
-            if cli.options.stdin {
-                usage_error("--stdin cannot be used with exec: its stdin is the prompt");
             }
+        }
+        Some(Mode::Exec {
+            prompt,
+            codex_args,
+            resume,
+        }) => {
+            let mut argv = vec![codex()?];
+            argv.extend(["exec".into(), "--json".into()]);
+            argv.extend(codex_args.iter().cloned());
+            if let Some(selector) = resume {
+                argv.extend(["resume".into(), thread_of(cli, selector)?]);
+            }
+            argv.push("-".into());
             let prompt = if prompt == "-" {
                 let mut buf = Vec::new();
                 io::stdin()
@@ -170,31 +136,19 @@ fn request(cli: &Cli) -> Result<Request, Failure> {
             } else {
                 prompt.clone().into_bytes()
             };
-            let mut argv = vec![codex_bin(cli.options.codex_bin.as_deref())?];
-            argv.extend(["exec".into(), "--json".into()]);
-            argv.extend(codex_args.iter().cloned());
-            if let Some(selector) = resume {
-                argv.extend(["resume".into(), thread_of(cli, selector)?]);
-            }
-            argv.push("-".into());
-            if cli.options.tty {
-                usage_error("--tty cannot be used with exec: its output is a JSON stream");
-            }
-            Ok(Request {
+            Request {
                 kind: Kind::Exec,
                 argv,
                 prompt: Some(prompt),
                 tty: false,
-            })
+            }
         }
-    }
+    })
 }
 
 /// The thread id of the exec session `selector` names, for `--resume`.
 fn thread_of(cli: &Cli, selector: &str) -> anyhow::Result<String> {
-    let path = shared::root::resolve_path(cli.options.root.as_deref())
-        .context("finding the session root")?;
-    let root = Root::open(path, Access::Read).context("opening the session root")?;
+    let root = cli.options.root.open(Access::Read)?;
     let selector = shared::Selector::parse(selector, true)?;
     let id = root
         .resolve(&selector)
@@ -206,11 +160,6 @@ fn thread_of(cli: &Cli, selector: &str) -> anyhow::Result<String> {
             "{id} has no codex thread to resume (not an exec session, or codex never started one)"
         )
     })
-}
-
-/// Reports a usage error on one line (exit status 2).
-fn usage_error(message: &str) -> ! {
-    shared::cli::usage_error::<Cli>(message)
 }
 
 /// The codex binary: `--codex-bin`, else `$CODEX_BIN`, else `codex` on PATH.
@@ -294,24 +243,31 @@ fn start_supervisor(
     let mut buf = Vec::new();
     let read = fs::File::from(report_read).read_to_end(&mut buf);
     let report = read.ok().and_then(|_| Report::decode(&buf));
+    let record = shared::Record::read(dir).ok();
     let program = || {
-        shared::Record::read(dir)
-            .ok()
-            .and_then(|r| r.argv.into_iter().next())
+        record
+            .as_ref()
+            .and_then(|r| r.argv.first().cloned())
             .unwrap_or_default()
     };
     match report {
         Some(Report::Started { .. }) => Ok(()),
         Some(Report::ExecFailed { errno, message: _ }) => {
             let _ = child.wait();
-            let (code, what) = match nix::errno::Errno::from_raw(errno) {
+            let kind = record.as_ref().map_or(Kind::Cmd, |r| r.kind);
+            let (code, what) = match Errno::from_raw(errno) {
+                Errno::ENOENT | Errno::ENOTDIR if kind != Kind::Cmd => (
+                    127,
+                    format!(
+                        "command not found: {} needs the codex CLI (npm install -g @openai/codex), or give its path with --codex-bin",
+                        kind.as_str()
+                    ),
+                ),
                 Errno::ENOENT | Errno::ENOTDIR => (127, "command not found".to_string()),
+                Errno::EACCES if is_dir(record.as_ref()) => (126, "is a directory".to_string()),
                 e => (126, format!("cannot execute: {}", e.desc())),
             };
-            Err(Failure {
-                code,
-                error: anyhow!("{}: {what}", program()),
-            })
+            Err(Failure::with_code(code, anyhow!("{}: {what}", program())))
         }
         Some(Report::Failed { message }) => {
             let _ = child.wait();
@@ -328,4 +284,15 @@ fn start_supervisor(
             .into())
         }
     }
+}
+
+/// Whether the program of `record` names a directory (a path with a
+/// slash, taken from the command's working directory).
+fn is_dir(record: Option<&Record>) -> bool {
+    record.is_some_and(|r| {
+        r.argv
+            .first()
+            .filter(|p| p.contains('/'))
+            .is_some_and(|p| Path::new(&r.cwd).join(p).is_dir())
+    })
 }

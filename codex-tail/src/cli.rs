@@ -1,9 +1,10 @@
 //! The command line of codex-tail.
 
-use std::path::PathBuf;
-
-use clap::{Parser, ValueEnum};
-use shared::Timestamp;
+use ::cli::complete::{sessions, Sessions};
+use ::cli::usage::count;
+use ::cli::{Codes, Failure, RootArg, Tool};
+use clap::{ArgMatches, Parser, ValueEnum};
+use shared::{Selector, Timestamp};
 
 /// Print the end of sessions' output, and follow it.
 ///
@@ -17,12 +18,11 @@ use shared::Timestamp;
 )]
 pub struct Cli {
     /// Sessions: ids, unique id prefixes, or row numbers [default: the newest].
-    #[arg(value_name = "SELECTOR")]
+    #[arg(value_name = "SELECTOR", add = sessions(Sessions::All))]
     pub selectors: Vec<String>,
 
-    /// The session root [default: $CODEX_BACKGROUND_DIR, else $CODEX_HOME/background, else ~/.codex/background].
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub root: RootArg,
 
     /// Lines to print: N (the last N), +N (from line N on) or all.
     #[arg(short = 'n', long = "lines", value_name = "N", default_value = "10", value_parser = Lines::parse)]
@@ -33,7 +33,8 @@ pub struct Cli {
         short = 'c',
         long = "bytes",
         value_name = "N",
-        conflicts_with = "lines"
+        conflicts_with = "lines",
+        value_parser = count::<u64>
     )]
     pub bytes: Option<u64>,
 
@@ -64,6 +65,27 @@ pub struct Cli {
     /// Exec sessions: print codex's JSONL events as they are instead of rendering them.
     #[arg(long)]
     pub raw: bool,
+}
+
+impl Tool for Cli {
+    /// With -f the exit status is the session's: codex-tail's own
+    /// failures, usage errors included, exit 125 so they cannot be taken
+    /// for it.
+    fn codes(matches: &ArgMatches) -> Codes {
+        match matches.try_get_one::<bool>("follow") {
+            Ok(Some(true)) => Codes::PASSING_ON,
+            _ => Codes::ORDINARY,
+        }
+    }
+
+    /// A selector that cannot name a session is a usage error, as in
+    /// codex-ps.
+    fn check(&self) -> Result<(), Failure> {
+        for s in &self.selectors {
+            Selector::parse(s, true).map_err(Failure::usage)?;
+        }
+        Ok(())
+    }
 }
 
 /// `-n`: which lines.

@@ -1,10 +1,11 @@
 //! What codex-tail does: pick the sessions, print their ends, follow them.
 
-use std::io::{self, IsTerminal};
+use std::io;
 
 use anyhow::{anyhow, bail, Context};
 
-use shared::{Access, Root, Selector, Session};
+use ::cli::Failure;
+use shared::{Access, Selector, Session};
 
 use crate::cli::{Cli, Lines};
 use crate::follow::follow;
@@ -12,22 +13,21 @@ use crate::output::Printer;
 use shared::output::{Source, Window};
 
 /// Runs codex-tail; returns the exit status.
-pub fn run(cli: &Cli) -> anyhow::Result<i32> {
+pub fn run(cli: Cli) -> Result<i32, Failure> {
+    let cli = &cli;
     let window = Window {
         which: cli.stream.into(),
         upto: None,
         since: cli.since,
         until: cli.until,
     };
-    let path =
-        shared::root::resolve_path(cli.root.as_deref()).context("finding the session root")?;
-    let root = Root::open(&path, Access::Read).context("opening the session root")?;
+    let root = cli.root.open(Access::Read)?;
     let mut ids = Vec::new();
     if cli.selectors.is_empty() {
         let newest = root.list()?.into_iter().next();
         ids.push(
             newest
-                .ok_or_else(|| anyhow!("no sessions in {}", path.display()))?
+                .ok_or_else(|| anyhow!("no sessions in {}", root.path().display()))?
                 .id,
         );
     }
@@ -51,8 +51,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let colour =
-        io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let colour = ::cli::term::colour(&io::stdout());
     let mut printer = Printer::new(cli.json, cli.timestamps, sources.len() > 1, colour);
     printer.raw = cli.raw;
     printer.exec = sources
@@ -77,7 +76,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<i32> {
     }
     printer.flush()?;
     if cli.follow {
-        return follow(&mut sources, &mut printer, &window);
+        return Ok(follow(&mut sources, &mut printer, &window)?);
     }
     Ok(0)
 }

@@ -6,14 +6,12 @@
 //! ([`record`]), the liveness lock ([`lock`]), the derived status
 //! ([`status`]), creation ([`create`]), listing ([`list`]), selectors
 //! ([`select`]) and the output index ([`index`]). It never prints and never
-//! exits: the binaries decide what to tell the user. The one exception is
-//! [`cli`], which every binary calls first to parse its command line and
-//! report usage errors on one line.
+//! exits: the binaries decide what to tell the user, and what makes them
+//! command-line tools lives in the workspace's `cli` crate.
 
 #![deny(missing_docs)]
 
 pub mod agent;
-pub mod cli;
 pub mod create;
 pub mod error;
 pub mod host;

@@ -21,7 +21,7 @@ pub const FORMAT_VERSION: u32 = 1;
 use crate::layout::RECORD as RECORD_FILE;
 
 /// What a session runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// `codex exec --json …`, the prompt on stdin.
@@ -29,10 +29,19 @@ pub enum Kind {
     /// The interactive codex, in a pty.
     Repl,
     /// Any command.
+    #[default]
     Cmd,
 }
 
 impl Kind {
+    /// Every kind, in the order help texts list them.
+    pub const ALL: [Kind; 3] = [Kind::Exec, Kind::Repl, Kind::Cmd];
+
+    /// The kind named `s` (`exec`, `repl` or `cmd`).
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// The name used in the record, the table and filters.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,10 +54,11 @@ impl Kind {
 
 /// The state the supervisor last recorded. The status users see is derived
 /// from it and the lock (see [`crate::status`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Published; the command has not been exec'd yet.
+    #[default]
     Starting,
     /// The command was exec'd and has not been seen to end.
     Running,
@@ -59,7 +69,11 @@ pub enum State {
 }
 
 /// The whole record of a session (format version 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Built with [`Record::new`]; a new field needs only its declaration here
+/// (with `#[serde(default)]`, so older records still read), since every
+/// other field takes its default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Format version, [`FORMAT_VERSION`] when written by this crate.
     pub format: u32,
@@ -173,6 +187,24 @@ pub struct Durability {
 }
 
 impl Record {
+    /// The record of a new session of `kind` running `argv` in `cwd`:
+    /// created now, on this host and boot, starting, with an empty agent
+    /// summary for exec sessions; what else was asked is set on it before
+    /// it is created, what happened is filled in by the supervisor.
+    pub fn new(kind: Kind, argv: Vec<String>, cwd: String) -> Record {
+        Record {
+            format: FORMAT_VERSION,
+            kind,
+            argv,
+            cwd,
+            created_at: Timestamp::now(),
+            host: crate::host::hostname(),
+            boot_id: crate::host::boot_id(),
+            agent: (kind == Kind::Exec).then(Default::default),
+            ..Record::default()
+        }
+    }
+
     /// Reads and checks `dir/session.json`.
     pub fn read(dir: &Path) -> Result<Record> {
         let path = dir.join(RECORD_FILE);
@@ -297,20 +329,11 @@ pub(crate) mod tests {
     use crate::testdir::TempDir;
 
     pub(crate) fn sample() -> Record {
+        let argv = vec!["sh".into(), "-c".into(), "echo hi".into()];
         Record {
-            format: FORMAT_VERSION,
             id: "crisp-owlet-3f2a".into(),
-            kind: Kind::Cmd,
-            argv: vec!["sh".into(), "-c".into(), "echo hi".into()],
-            cwd: "/tmp".into(),
-            prompt: None,
-            tty: false,
-            size: None,
-            stdin: false,
             labels: BTreeMap::from([("team".into(), "a".into())]),
             env: vec!["TOKEN".into()],
-            timeout_ms: None,
-            max_log_size: None,
             created_at: Timestamp(1_700_000_000_000_000_000),
             host: "h".into(),
             boot_id: Some("b".into()),
@@ -321,15 +344,7 @@ pub(crate) mod tests {
             pid_start_time: Some(6),
             pgid: Some(11),
             started_at: Some(Timestamp(1_700_000_000_100_000_000)),
-            ended_at: None,
-            exit_code: None,
-            signal: None,
-            timed_out: false,
-            stdout_bytes: 0,
-            stderr_bytes: 0,
-            dropped_bytes: 0,
-            error: None,
-            agent: None,
+            ..Record::new(Kind::Cmd, argv, "/tmp".into())
         }
     }
 

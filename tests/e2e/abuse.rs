@@ -276,9 +276,8 @@ fn names_and_selectors_that_are_not_ids_are_refused() {
         }
         out.check(t.entries() == ["keep-1"], "nothing may be created");
 
-        // As a selector: a usage error for codex-ps and codex-tail,
-        // codex-attach 125, codex-rm fails (for that one id) without
-        // removing anything.
+        // As a selector argument: a usage error for every tool (codex-attach
+        // 125), found before anything is removed.
         if name.starts_with('-') {
             continue;
         }
@@ -287,7 +286,7 @@ fn names_and_selectors_that_are_not_ids_are_refused() {
             ("codex-ps", 2),
             ("codex-tail", 2),
             ("codex-attach", 125),
-            ("codex-rm", 1),
+            ("codex-rm", 2),
         ] {
             let out = t.tool(tool, &[name]);
             expect_refusal(&out, code, &quoted);
@@ -301,7 +300,7 @@ fn names_and_selectors_that_are_not_ids_are_refused() {
         ("codex-ps", 1, "row 123"),
         ("codex-tail", 1, "row 123"),
         ("codex-attach", 125, "row 123"),
-        ("codex-rm", 1, "row numbers"),
+        ("codex-rm", 2, "row numbers"),
     ] {
         expect_refusal(&t.tool(tool, &["123"]), code, needle);
     }

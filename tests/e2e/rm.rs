@@ -608,22 +608,22 @@ fn row_numbers_are_refused() {
     let t = TestRoot::new("rm-rows");
     let keep = t.spawn_id(&["--", "true"]);
     t.wait_ended(&keep, WAIT);
-    for args in [&["0"][..], &["-f", "0"], &["--json", "0"]] {
+    // As an argument: a usage error, found before anything is removed.
+    for args in [&["0"][..], &["-f", "0"], &["--json", "0"], &[&keep, "0"]] {
         let out = rm(&t, args);
-        out.check(
-            matches!(out.code(), Some(1 | 2)),
-            "a row number must be refused",
-        );
+        out.expect_code(2);
         out.check(out.stderr_str().contains("row"), "the error names rows");
-        if args[0] == "--json" {
-            let lines = outcomes(&out);
-            out.check(
-                lines.len() == 1 && lines[0]["removed"] == false,
-                "--json: not removed",
-            );
-        } else {
-            out.check(out.stdout.is_empty(), "nothing removed");
-        }
+        out.check(out.stdout.is_empty(), "nothing removed, nothing reported");
         assert_eq!(t.entries(), [keep.as_str()], "{}", t.listing());
     }
+    // Read from stdin: that one id fails, as a removal does (exit 1).
+    let out = t.tool_cmd("codex-rm").arg("--json").stdin("0\n").run();
+    out.expect_code(1);
+    out.check(out.stderr_str().contains("row"), "the error names rows");
+    let lines = outcomes(&out);
+    out.check(
+        lines.len() == 1 && lines[0]["removed"] == false,
+        "--json: not removed",
+    );
+    assert_eq!(t.entries(), [keep.as_str()], "{}", t.listing());
 }

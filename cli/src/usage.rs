@@ -1,51 +1,15 @@
-//! The command lines of the tools: parsing with clap, and usage errors on
-//! one line.
+//! Usage errors on one line, and value parsers whose errors say what form
+//! a flag expects.
 //!
 //! clap reports a usage error over several lines (`error: ...`, a blank
 //! line, `Usage:` lines, a pointer at `--help`). The tools report every
-//! error as one line, `codex-ps: what went wrong`, so usage errors are
-//! folded into that form here: `codex-ps: unexpected argument '--bogus'
-//! found (try --help)`. Help and version still print in full on stdout.
-//!
-//! This is the one module of the crate that prints and exits: it is what
-//! every binary's `main` calls first, before any session is touched.
+//! error as one line, `codex-ps: what went wrong (try --help)`, so usage
+//! errors are folded into that form here. clap's tip to put `--` before a
+//! value that looks like a flag is dropped: for codex-spawn it would run a
+//! command named after the flag, and for a number such as `-n -1` the value
+//! is wrong either way.
 
-use std::fmt::Display;
-use std::io::Write;
-
-use clap::{CommandFactory, Parser};
-
-/// The exit status of a usage error, for tools that do not pass on a
-/// session's exit code.
-pub const USAGE_EXIT: i32 = 2;
-
-/// Parses the command line of `T`. `--help` and `--version` print on stdout
-/// and exit 0; any other error prints one line on stderr and exits
-/// [`USAGE_EXIT`].
-pub fn parse<T: Parser>() -> T {
-    parse_or_exit(USAGE_EXIT)
-}
-
-/// [`parse`], exiting with `code` on a usage error (codex-attach and
-/// `codex-tail -f` exit 125, so their own failures are never taken for a
-/// session's exit code).
-pub fn parse_or_exit<T: Parser>(code: i32) -> T {
-    match T::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // Help and version: in full, on stdout.
-            let _ = e.print();
-            std::process::exit(0);
-        }
-        Err(e) => exit_with(&name::<T>(), one_line(&e), code),
-    }
-}
-
-/// Reports a usage error found after parsing (`message` names the problem)
-/// on one line, as [`parse`] does, and exits [`USAGE_EXIT`].
-pub fn usage_error<T: CommandFactory>(message: impl Display) -> ! {
-    exit_with(&name::<T>(), message.to_string(), USAGE_EXIT)
-}
+use std::str::FromStr;
 
 /// The error of `e` on one line, without clap's `error:` prefix, its usage
 /// lines and its pointer at `--help`: lists are joined with commas, tips
@@ -58,7 +22,7 @@ pub fn one_line(e: &clap::Error) -> String {
         let lines: Vec<&str> = paragraph
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty())
+            .filter(|l| !l.is_empty() && !l.starts_with("tip: to pass"))
             .collect();
         let Some((first, rest)) = lines.split_first() else {
             continue;
@@ -82,36 +46,52 @@ pub fn one_line(e: &clap::Error) -> String {
                 .to_string(),
         );
     }
-    parts.join("; ")
+    parts.join("; ").replace('\n', " ")
 }
 
-/// The program name `T`'s command line declares.
-fn name<T: CommandFactory>() -> String {
-    T::command().get_name().to_string()
+/// A value parser for a count (`-n 10`): a whole number, the error saying
+/// so instead of Rust's `invalid digit found in string`.
+pub fn count<T: FromStr>(s: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|_| "expected a whole number, such as 10".to_string())
 }
 
-/// Prints `NAME: MESSAGE (try --help)` on stderr and exits `code`.
-fn exit_with(name: &str, message: String, code: i32) -> ! {
-    let message = message.replace('\n', " ");
-    let _ = writeln!(std::io::stderr(), "{name}: {message} (try --help)");
-    std::process::exit(code);
+/// A value parser for a duration (`90s`, `10m`, `2h`).
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    shared::units::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// A value parser for a size (`10M`, `1GiB`).
+pub fn size(s: &str) -> Result<u64, String> {
+    shared::units::parse_size(s).map_err(|e| e.to_string())
+}
+
+/// A value parser for `KEY=VALUE` with a non-empty key.
+pub fn pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE with a non-empty KEY".into()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[derive(Debug, Parser)]
     #[command(name = "demo")]
     struct Demo {
         #[arg(long)]
         json: bool,
-        #[arg(long, value_parser = clap::value_parser!(u32))]
+        #[arg(long, value_parser = count::<u32>)]
         count: Option<u32>,
         #[arg(long, conflicts_with = "json")]
         quiet: bool,
         #[command(subcommand)]
         mode: Option<Mode>,
+        #[arg(last = true)]
+        command: Vec<String>,
     }
 
     #[derive(Debug, clap::Subcommand)]
@@ -129,7 +109,11 @@ mod tests {
         for (args, want) in [
             (&["--bogus"][..], "unexpected argument '--bogus' found"),
             (&["--jsn"], "tip: a similar argument exists: '--json'"),
-            (&["--count", "x"], "invalid value 'x' for '--count <COUNT>'"),
+            (
+                &["--count", "x"],
+                "invalid value 'x' for '--count <COUNT>': expected a whole number",
+            ),
+            (&["--count", "-1"], "unexpected argument '-1' found"),
             (&["--json", "--quiet"], "cannot be used with"),
             (&["run"], "not provided: <PROMPT>, <SECOND>"),
             (&["--count"], "a value is required for '--count <COUNT>'"),
@@ -138,7 +122,12 @@ mod tests {
             assert!(!line.contains('\n'), "{args:?}: {line:?}");
             assert!(line.contains(want), "{args:?}: {line:?} lacks {want:?}");
             assert!(
-                !line.contains("Usage") && !line.contains("--help") && !line.contains("error:"),
+                !line.contains("Usage")
+                    && !line.contains("--help")
+                    && !line.contains("error:")
+                    && !line.contains("invalid digit")
+                    && !line.contains("'--'")
+                    && !line.contains("-- "),
                 "{args:?}: {line:?}"
             );
         }
