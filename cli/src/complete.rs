@@ -77,8 +77,7 @@ pub fn with_generate(cmd: clap::Command) -> clap::Command {
             .long(GENERATE)
             .value_name("WHAT")
             .value_parser(["man"])
-            .hide(true)
-            .exclusive(true),
+            .hide(true),
     )
 }
 

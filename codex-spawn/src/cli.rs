@@ -7,7 +7,7 @@ use std::time::Duration;
 use ::cli::complete::{sessions, Sessions};
 use ::cli::usage::{duration, pair, size};
 use ::cli::{Codes, Failure, RootArg, Tool};
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ErrorKind};
 use clap::{ArgMatches, Parser, Subcommand};
 use shared::SessionId;
 
@@ -166,18 +166,24 @@ impl Tool for Cli {
     /// `codex-spawn sleep 10` is not run as a command: what follows the
     /// options is a mode (exec, repl) or, after `--`, the command.
     fn explain(error: &clap::Error, args: &[OsString]) -> Option<String> {
-        if error.kind() != ErrorKind::InvalidSubcommand {
+        let context = match error.kind() {
+            ErrorKind::InvalidSubcommand => ContextKind::InvalidSubcommand,
+            ErrorKind::UnknownArgument => ContextKind::InvalidArg,
+            _ => return None,
+        };
+        let word = error.get(context)?.to_string();
+        if word.starts_with('-') {
             return None;
         }
-        let word = error
-            .get(clap::error::ContextKind::InvalidSubcommand)?
-            .to_string();
         let at = args
             .iter()
             .position(|a| a.to_str() == Some(word.as_str()))?;
         let rest: Vec<String> = args[at..]
             .iter()
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| {
+                let a = a.to_string_lossy();
+                shlex::try_quote(&a).map_or_else(|_| a.to_string(), |q| q.into_owned())
+            })
             .collect();
         Some(format!(
             "unknown mode '{word}' (modes: exec, repl); to run a command, put -- before it: codex-spawn -- {}",

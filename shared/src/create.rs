@@ -2,19 +2,19 @@
 //! with one atomic, non-replacing rename, so that a reader never sees a
 //! half-created session and two creators never share an id.
 
-use std::fs::{self, DirBuilder};
+use std::fs::{self};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, RenameFlags};
 
 use crate::error::{Error, Result};
+use crate::files::{create_private, create_private_dir};
 use crate::id::SessionId;
 use crate::layout;
 use crate::lock::Lock;
-use crate::record::{create_private, Durability, Record};
+use crate::record::{Durability, Record};
 use crate::root::Root;
 
 /// How many generated ids are tried before giving up.
@@ -49,7 +49,7 @@ impl Root {
             SessionId::generate()
         ));
         let result = (|| {
-            make_private_dir(&staging)?;
+            create_private_dir(&staging)?;
             let lock = Lock::create(&staging)?;
             if let Some(prompt) = prompt {
                 let path = staging.join(layout::PROMPT);
@@ -82,16 +82,6 @@ impl Root {
         }
         result
     }
-}
-
-/// Creates directory `path` with mode 0700, whatever the umask.
-pub fn make_private_dir(path: &Path) -> Result<()> {
-    DirBuilder::new()
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| Error::io("creating", path, e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io("setting permissions of", path, e))
 }
 
 #[cfg(test)]

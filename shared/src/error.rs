@@ -57,7 +57,7 @@ pub enum Error {
     Ambiguous {
         /// The prefix given.
         prefix: String,
-        /// The ids it matches (newest first).
+        /// The ids it matches, sorted.
         candidates: Vec<String>,
     },
     /// A value (duration, size, time, selector…) that does not parse.
@@ -72,6 +72,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is a write that failed for want of space (see
+    /// [`crate::files::is_space_error`]).
+    pub fn is_space(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if crate::files::is_space_error(source))
+    }
+
     /// Wraps an [`io::Error`] with what was being done to which path.
     pub fn io(action: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
         Error::Io {

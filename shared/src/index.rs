@@ -162,7 +162,7 @@ pub struct Reader {
 impl Reader {
     /// Opens the index at `path` and checks its header.
     pub fn open(path: &Path) -> Result<Reader> {
-        let file = crate::layout::open_file(path).map_err(|e| Error::io("opening", path, e))?;
+        let file = crate::files::open_nofollow(path).map_err(|e| Error::io("opening", path, e))?;
         let mut header = [0u8; 16];
         let n = file
             .read_at(&mut header, 0)

@@ -11,19 +11,7 @@
 //! | `lock` | held by the supervisor for its whole life ([`crate::lock`]) |
 //! | `supervisor.log` | only if the supervisor panicked: the message and backtrace |
 
-use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-/// Opens a session file for reading, refusing a symlink (`ELOOP`): a
-/// file planted as a link never makes a tool read outside the root.
-pub fn open_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
-        .open(path)
-}
 
 /// The record.
 pub const RECORD: &str = "session.json";

@@ -14,6 +14,7 @@
 pub mod agent;
 pub mod create;
 pub mod error;
+pub mod files;
 pub mod host;
 pub mod id;
 pub mod index;

@@ -18,7 +18,7 @@ use nix::errno::Errno;
 use nix::fcntl::{flock, FlockArg};
 
 use crate::error::{Error, Result};
-use crate::record::create_private;
+use crate::files::create_private;
 
 use crate::layout::LOCK as LOCK_FILE;
 

@@ -29,7 +29,7 @@ impl StreamLog {
     /// Opens `stream`'s logs in session directory `dir`; `index` tells where
     /// each file starts. A missing log reads as empty.
     pub fn open(dir: &Path, stream: Stream, index: Option<&Reader>) -> Result<StreamLog> {
-        let open = |p: PathBuf| match crate::layout::open_file(&p) {
+        let open = |p: PathBuf| match crate::files::open_nofollow(&p) {
             Ok(f) => Ok(Some(f)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("opening", &p, e)),

@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::files::create_private;
 use crate::time::Timestamp;
 
 /// The format version this crate reads and writes.
@@ -209,7 +210,7 @@ impl Record {
     pub fn read(dir: &Path) -> Result<Record> {
         let path = dir.join(RECORD_FILE);
         let mut bytes = Vec::new();
-        crate::layout::open_file(&path)
+        crate::files::open_nofollow(&path)
             .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
             .map_err(|e| Error::io("reading", &path, e))?;
         Self::from_slice(&path, &bytes)
@@ -239,9 +240,12 @@ impl Record {
     /// Replaces `dir/session.json` atomically: a temporary file in the same
     /// directory, then a rename, so that a reader never sees half a record.
     ///
-    /// When that fails (a full disk), the record is written in place over
-    /// the old one, which succeeds when the old one reserved enough room
-    /// (see [`Durability::reserve`]).
+    /// When that fails for want of space (a full disk, a quota, a file size
+    /// limit), the record is written in place over the old one, which
+    /// succeeds when the old one reserved enough room (see
+    /// [`Durability::reserve`]). Any other failure is returned as it is: an
+    /// in-place write can be seen half done, so it is kept for the one case
+    /// where nothing else can work.
     pub fn write(&self, dir: &Path, durability: Durability) -> Result<()> {
         let mut json = serde_json::to_vec(self).expect("a record always serializes");
         json.push(b'\n');
@@ -249,7 +253,7 @@ impl Record {
         let path = dir.join(RECORD_FILE);
         match write_replacing(dir, &path, &json, durability.sync) {
             Ok(()) => Ok(()),
-            Err(e) if path.exists() => write_in_place(&path, &json).map_err(|_| e),
+            Err(e) if e.is_space() && path.exists() => write_in_place(&path, &json).map_err(|_| e),
             Err(e) => Err(e),
         }
     }
@@ -300,33 +304,11 @@ fn write_in_place(path: &Path, json: &[u8]) -> Result<()> {
         .map_err(|e| Error::io("writing", path, e))
 }
 
-/// Creates a new file readable and writable by its owner only (0600,
-/// whatever the umask), close-on-exec, failing if it exists.
-pub fn create_private(path: &Path) -> Result<File> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Error::io("creating", path, e))?;
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("setting permissions of", path, e))?;
-    Ok(f)
-}
-
-/// Whether `e` is the error of a full disk or an exceeded file size limit.
-pub fn is_space_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(nix::libc::ENOSPC | nix::libc::EFBIG | nix::libc::EDQUOT)
-    )
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::testdir::TempDir;
+    use std::os::unix::fs::PermissionsExt;
 
     pub(crate) fn sample() -> Record {
         let argv = vec!["sh".into(), "-c".into(), "echo hi".into()];

@@ -70,7 +70,13 @@ pub fn find_id(s: &str, ids: &[&str]) -> Result<usize> {
         [one] => Ok(*one),
         many => Err(Error::Ambiguous {
             prefix: s.to_string(),
-            candidates: many.iter().map(|&i| ids[i].to_string()).collect(),
+            // Sorted, so that every tool lists them in the same order
+            // whatever order it had the ids in.
+            candidates: {
+                let mut c: Vec<String> = many.iter().map(|&i| ids[i].to_string()).collect();
+                c.sort_unstable();
+                c
+            },
         }),
     }
 }

@@ -65,71 +65,55 @@ pub struct View {
 }
 
 impl View {
-    /// The view of `session`, at row `index` when known.
+    /// The view of `session`, at row `index` when known. Every field is
+    /// named once: what a corrupt session lacks is `null` (or empty).
     pub fn new(session: &Session, index: Option<usize>) -> View {
-        let mut v = View {
+        let r = session.record.as_ref().ok();
+        View {
             index,
             id: session.id.to_string(),
-            kind: None,
+            kind: r.map(|r| r.kind.as_str()),
             status: session.status,
-            exit_code: None,
-            signal: None,
-            timed_out: false,
-            pid: None,
-            supervisor_pid: None,
-            created_at: None,
-            started_at: None,
-            ended_at: None,
-            cwd: None,
-            argv: Vec::new(),
-            prompt: None,
-            tty: false,
-            stdin: false,
-            labels: BTreeMap::new(),
+            exit_code: r.and_then(|r| r.exit_code),
+            signal: r.and_then(|r| r.signal.clone()),
+            timed_out: r.is_some_and(|r| r.timed_out),
+            pid: r.and_then(|r| r.pid),
+            supervisor_pid: r.and_then(|r| r.supervisor_pid),
+            created_at: r.map(|r| r.created_at),
+            started_at: r.and_then(|r| r.started_at),
+            ended_at: r.and_then(|r| r.ended_at),
+            cwd: r.map(|r| r.cwd.clone()),
+            argv: r.map(|r| r.argv.clone()).unwrap_or_default(),
+            prompt: r.and_then(|r| r.prompt.clone()),
+            tty: r.is_some_and(|r| r.tty),
+            stdin: r.is_some_and(|r| r.stdin),
+            labels: r.map(|r| r.labels.clone()).unwrap_or_default(),
             stdout_bytes: session.log_bytes(Stream::Stdout),
             stderr_bytes: session.log_bytes(Stream::Stderr),
-            dropped_bytes: 0,
+            dropped_bytes: r.map_or(0, |r| r.dropped_bytes),
             dir: session.dir.display().to_string(),
-            error: None,
-            agent: None,
-        };
-        match &session.record {
-            Ok(r) => {
-                v.kind = Some(r.kind.as_str());
-                v.exit_code = r.exit_code;
-                v.signal = r.signal.clone();
-                v.timed_out = r.timed_out;
-                v.pid = r.pid;
-                v.supervisor_pid = r.supervisor_pid;
-                v.created_at = Some(r.created_at);
-                v.started_at = r.started_at;
-                v.ended_at = r.ended_at;
-                v.cwd = Some(r.cwd.clone());
-                v.argv = r.argv.clone();
-                v.prompt = r.prompt.clone();
-                v.tty = r.tty;
-                v.stdin = r.stdin;
-                v.labels = r.labels.clone();
-                v.dropped_bytes = r.dropped_bytes;
-                v.agent = r.agent.clone();
-                v.error = r.error.clone().or_else(|| match session.status {
-                    Status::Lost if session.dir.join(crate::layout::SUPERVISOR_LOG).exists() => {
-                        Some(format!(
-                            "the supervisor panicked (a bug; see {})",
-                            session.dir.join(crate::layout::SUPERVISOR_LOG).display()
-                        ))
-                    }
-                    Status::Lost => Some("the supervisor is gone".into()),
-                    Status::Failed if r.error.is_none() => {
-                        Some("the session was interrupted before its command ran".into())
-                    }
-                    _ => None,
-                });
-            }
-            Err(e) => v.error = Some(e.to_string()),
+            error: error(session),
+            agent: r.and_then(|r| r.agent.clone()),
         }
-        v
     }
+}
+
+/// What went wrong with `session`: the record's error, why it is corrupt,
+/// or what its status implies.
+fn error(session: &Session) -> Option<String> {
+    let r = match &session.record {
+        Ok(r) => r,
+        Err(e) => return Some(e.to_string()),
+    };
+    r.error.clone().or_else(|| match session.status {
+        Status::Lost if session.dir.join(crate::layout::SUPERVISOR_LOG).exists() => Some(format!(
+            "the supervisor panicked (a bug; see {})",
+            session.dir.join(crate::layout::SUPERVISOR_LOG).display()
+        )),
+        Status::Lost => Some("the supervisor is gone".into()),
+        Status::Failed => Some("the session was interrupted before its command ran".into()),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

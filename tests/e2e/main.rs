@@ -4,6 +4,7 @@
 
 mod abuse;
 mod attach;
+mod cli;
 mod codex;
 mod exec;
 mod faults;

@@ -10,9 +10,9 @@ use std::os::fd::BorrowedFd;
 use nix::fcntl::{splice, SpliceFFlags};
 use std::path::{Path, PathBuf};
 
+use shared::files::create_private;
 use shared::index::{self, Entry, EntryKind};
 use shared::layout::{self, Stream};
-use shared::record::create_private;
 use shared::Timestamp;
 
 /// The most one splice moves: a full pipe.
