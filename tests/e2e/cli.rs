@@ -220,7 +220,7 @@ fn arguments_are_checked_before_stdin_is_read() {
     let fifo = t.path().join("stdin.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let script = format!("exec sleep 60 > {}", sh_quote(s(&fifo)));
-    let _writer = t.helper(&["sh", "-c", &script], &[], None);
+    let writer = t.helper(&["sh", "-c", &script], &[], None);
     let endless = || fs::File::open(&fifo).unwrap();
     for (tool, args, code, needle) in [
         ("codex-spawn", &["--tty", "exec", "-"][..], 2, "--tty"),
@@ -233,6 +233,7 @@ fn arguments_are_checked_before_stdin_is_read() {
         let out = cmd.run();
         out.expect_code(code).expect_usage_error_naming(needle);
     }
+    end_child(writer);
     assert!(t.entries().is_empty(), "nothing created: {}", t.listing());
 }
 
