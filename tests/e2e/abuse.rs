@@ -14,15 +14,6 @@ use shared::Status;
 
 use crate::support::*;
 
-/// The five tools.
-const TOOLS: [&str; 5] = [
-    "codex-spawn",
-    "codex-ps",
-    "codex-tail",
-    "codex-attach",
-    "codex-rm",
-];
-
 /// Every path under the test's directory outside the root, with what it is:
 /// kind, mode, owner and, for a file, its contents (scripts and fixtures
 /// are small). Links are not followed.

@@ -8,15 +8,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// The five tools.
-const TOOLS: [&str; 5] = [
-    "codex-spawn",
-    "codex-ps",
-    "codex-tail",
-    "codex-attach",
-    "codex-rm",
-];
-
 /// What bash offers for the words `line` of `tool` (the last word being
 /// the one completed), through the script `COMPLETE=bash TOOL` prints,
 /// sourced into a fresh bash whose root in the environment is `env_root`.
