@@ -5,6 +5,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// The five tools.
+pub const TOOLS: [&str; 5] = [
+    "codex-spawn",
+    "codex-ps",
+    "codex-tail",
+    "codex-attach",
+    "codex-rm",
+];
+
 /// The directory of the built binaries: `current_exe()` is
 /// `target/debug/deps/e2e-HASH`, the binaries are in `target/debug`.
 pub fn bin_dir() -> PathBuf {
