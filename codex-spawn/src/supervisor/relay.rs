@@ -20,7 +20,7 @@ use shared::layout::Stream;
 use shared::lock::Lock;
 use shared::protocol::{self, Exit, Frame, Welcome};
 use shared::record::{Durability, Record, State};
-use shared::{host, Timestamp};
+use shared::{host, stop, Timestamp};
 
 use crate::agent::Watcher;
 use crate::command::{self, Io};
@@ -31,10 +31,6 @@ use crate::pty::Pty;
 use crate::reap;
 use crate::server::{Event, Server};
 
-/// How long the command's process group has between SIGTERM and SIGKILL
-/// when the supervisor is asked to stop, unless the request says otherwise
-/// (a second request kills at once).
-const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long what the command left running has between SIGTERM and SIGKILL
 /// once the command itself has exited.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
@@ -118,13 +114,10 @@ impl Supervisor {
         // Block the signals we handle so that they queue for the signalfd,
         // from before the command exists (no SIGCHLD can be missed).
         let mut mask = SigSet::empty();
-        for sig in [
-            Signal::SIGCHLD,
-            Signal::SIGTERM,
-            Signal::SIGINT,
-            Signal::SIGQUIT,
-            Signal::SIGIO,
-        ] {
+        for sig in [Signal::SIGCHLD, Signal::SIGIO]
+            .into_iter()
+            .chain(stop::SIGNALS)
+        {
             mask.add(sig);
         }
         let mut raw: nix::libc::sigset_t = *mask.as_ref();
@@ -511,13 +504,12 @@ impl Supervisor {
                             }
                         }
                     }
-                    // codex-rm sends its --grace, in milliseconds, with the
-                    // signal (sigqueue); a plain kill gets the default.
-                    Ok(_) if info.ssi_code == nix::libc::SI_QUEUE => {
-                        self.stop(Duration::from_millis(u64::from(info.ssi_int as u32)))
+                    _ => {
+                        let (signo, code) = (info.ssi_signo as i32, info.ssi_code);
+                        if let Some(grace) = stop::decode(signo, code, info.ssi_int) {
+                            self.stop(grace);
+                        }
                     }
-                    Ok(_) => self.stop(STOP_GRACE),
-                    Err(_) => {}
                 }
             }
         }
@@ -591,7 +583,7 @@ impl Supervisor {
         if self.exit.is_none() && self.timeout_at.is_some_and(|t| t <= now) {
             self.timeout_at = None;
             self.record.timed_out = true;
-            self.stop(STOP_GRACE);
+            self.stop(stop::DEFAULT_GRACE);
         }
         if self.kill_at.is_some_and(|k| k <= now) {
             self.kill_at = None;
