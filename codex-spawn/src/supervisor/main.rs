@@ -8,12 +8,12 @@
 
 mod agent;
 mod command;
+mod descendants;
 mod detach;
 mod feed;
 mod logs;
 mod pipes;
 mod pty;
-mod reap;
 mod relay;
 mod server;
 

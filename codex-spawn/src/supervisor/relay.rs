@@ -24,11 +24,11 @@ use shared::{host, stop, Timestamp};
 
 use crate::agent::Watcher;
 use crate::command::{self, Io};
+use crate::descendants;
 use crate::feed::Feed;
 use crate::logs::Logs;
 use crate::pipes::{self, Pipes};
 use crate::pty::Pty;
-use crate::reap;
 use crate::server::{Event, Server};
 
 /// How long what the command left running has between SIGTERM and SIGKILL
@@ -150,7 +150,7 @@ impl Supervisor {
             reserve: RECORD_RESERVE,
         };
         if let Err(e) = record.write(dir, durability) {
-            reap::signal_all(Some(started.pid), Signal::SIGKILL);
+            descendants::signal_all(Some(started.pid), Signal::SIGKILL);
             let _ = waitpid(started.pid, None);
             return Err(other(&e));
         }
@@ -548,7 +548,7 @@ impl Supervisor {
     }
 
     fn command_ended(&mut self) {
-        reap::signal_all(self.group(), Signal::SIGTERM);
+        descendants::signal_all(self.group(), Signal::SIGTERM);
         let leftover_kill = Instant::now() + LEFTOVER_GRACE;
         self.kill_at = Some(self.kill_at.map_or(leftover_kill, |k| k.min(leftover_kill)));
         if let Ok(status) = waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
@@ -563,11 +563,11 @@ impl Supervisor {
     /// kills at once.
     fn stop(&mut self, grace: Duration) {
         if self.stopping {
-            reap::signal_all(self.group(), Signal::SIGKILL);
+            descendants::signal_all(self.group(), Signal::SIGKILL);
             return;
         }
         self.stopping = true;
-        reap::signal_all(self.group(), Signal::SIGTERM);
+        descendants::signal_all(self.group(), Signal::SIGTERM);
         let at = Instant::now() + grace;
         self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
     }
@@ -587,7 +587,7 @@ impl Supervisor {
         }
         if self.kill_at.is_some_and(|k| k <= now) {
             self.kill_at = None;
-            reap::signal_all(self.group(), Signal::SIGKILL);
+            descendants::signal_all(self.group(), Signal::SIGKILL);
             // Whatever survives SIGKILL's delivery is reaped on SIGCHLD;
             // check again soon in case something new appeared meanwhile.
             if self.children_left {
