@@ -339,7 +339,8 @@ impl Supervisor {
                 break;
             }
             budget = budget.saturating_sub(chunk.len());
-            self.logs.write(Stream::Stdout, &chunk, Timestamp::now());
+            self.logs
+                .log_chunk(Stream::Stdout, &chunk, Timestamp::now());
             match &mut self.server {
                 Some(server) if server.has_clients() => server.broadcast(&Frame::Stdout(chunk)),
                 _ => pty.answer_queries(&chunk),
