@@ -70,7 +70,7 @@ pub fn ask_to_stop(session: &Session, grace: Duration) -> anyhow::Result<Option<
         record.supervisor_start_time,
     ) {
         Liveness::Same => {
-            shared::launch::request_stop(pid, grace).context("signalling the supervisor")?;
+            shared::stop::request(pid, grace).context("signalling the supervisor")?;
             Some(pid)
         }
         Liveness::Foreign => bail!("it runs on host {}, not here: stop it there", record.host),
@@ -99,7 +99,7 @@ pub fn wait_stopped(session: &Session, asked: Asked, grace: Duration) -> anyhow:
                     record.supervisor_start_time,
                 ) == Liveness::Same
             }) {
-                let _ = shared::launch::request_stop(pid, Duration::ZERO);
+                let _ = shared::stop::request(pid, Duration::ZERO);
             }
         }
         if Instant::now() >= escalate_at + FINISH_WAIT {
@@ -125,7 +125,7 @@ pub fn stop_lock_holders(session: &Session, grace: Duration) -> anyhow::Result<(
         bail!("its lock is held by a process this user cannot see");
     }
     for &pid in &holders {
-        let _ = shared::launch::request_stop(pid, grace);
+        let _ = shared::stop::request(pid, grace);
     }
     let escalate_at = started + grace + Duration::from_millis(500);
     let mut escalated = false;
@@ -133,7 +133,7 @@ pub fn stop_lock_holders(session: &Session, grace: Duration) -> anyhow::Result<(
         if !escalated && Instant::now() >= escalate_at {
             escalated = true;
             for pid in lock::holders(dir).unwrap_or_default() {
-                let _ = shared::launch::request_stop(pid, Duration::ZERO);
+                let _ = shared::stop::request(pid, Duration::ZERO);
             }
         }
         if Instant::now() >= escalate_at + FINISH_WAIT {

@@ -98,27 +98,6 @@ impl Report {
     }
 }
 
-/// Asks the supervisor `pid` to stop its session: SIGTERM to everything the
-/// command started, SIGKILL after `grace`. The grace travels with the
-/// signal (`sigqueue`, in milliseconds); a second request kills at once.
-///
-/// The caller must have checked that `pid` is still the supervisor (see
-/// [`crate::host::liveness`]).
-pub fn request_stop(pid: i32, grace: std::time::Duration) -> std::io::Result<()> {
-    let ms = grace.as_millis().min(i32::MAX as u128) as i32;
-    let value = nix::libc::sigval {
-        sival_ptr: ms as usize as *mut nix::libc::c_void,
-    };
-    // Safety: sigqueue takes plain values and touches no memory of ours;
-    // the pointer-sized value is an integer the receiver reads as ssi_int.
-    let rc = unsafe { nix::libc::sigqueue(pid, nix::libc::SIGTERM, value) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ pub mod remove;
 pub mod root;
 pub mod select;
 pub mod status;
+pub mod stop;
 pub mod time;
 pub mod units;
 pub mod view;

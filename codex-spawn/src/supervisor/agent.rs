@@ -1,12 +1,17 @@
 //! Watching an exec session's stdout, codex's JSONL event stream, to keep
 //! the agent summary in the record current: line by line, with a bounded
 //! line buffer, tolerating lines split across reads and lines that are not
-//! JSON.
+//! JSON; and when to write the summary: at once at a turn's end, else a few
+//! times a second at most.
+
+use std::time::{Duration, Instant};
 
 use shared::agent::{Agent, Change};
 
 /// The longest event line taken into account; longer ones are skipped.
 const MAX_LINE: usize = 1 << 20;
+/// The least time between two writes of the summary.
+const WRITE_EVERY: Duration = Duration::from_millis(250);
 
 /// The summary and the line being assembled.
 pub struct Watcher {
@@ -17,6 +22,8 @@ pub struct Watcher {
     skipping: bool,
     /// The biggest change since the summary was last written.
     change: Change,
+    /// When the summary is to be written next.
+    write_at: Option<Instant>,
 }
 
 impl Watcher {
@@ -27,6 +34,7 @@ impl Watcher {
             line: Vec::new(),
             skipping: false,
             change: Change::None,
+            write_at: None,
         }
     }
 
@@ -54,8 +62,35 @@ impl Watcher {
     }
 
     /// What changed since the last call (and forgets it).
-    pub fn take_change(&mut self) -> Change {
+    fn take_change(&mut self) -> Change {
         std::mem::replace(&mut self.change, Change::None)
+    }
+
+    /// Schedules writing the summary for what changed since the last call:
+    /// at once at a turn's end, else within [`WRITE_EVERY`].
+    pub fn schedule(&mut self, now: Instant) {
+        match self.take_change() {
+            Change::None => {}
+            Change::TurnEnd => self.write_at = Some(now),
+            Change::Some => {
+                self.write_at.get_or_insert(now + WRITE_EVERY);
+            }
+        }
+    }
+
+    /// When the summary is to be written next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.write_at
+    }
+
+    /// Whether the summary is due at `now`; if so it counts as written
+    /// from here on (the caller writes it).
+    pub fn take_due(&mut self, now: Instant) -> bool {
+        let due = self.write_at.is_some_and(|t| t <= now);
+        if due {
+            self.write_at = None;
+        }
+        due
     }
 }
 
@@ -76,6 +111,20 @@ mod tests {
         assert_eq!(w.agent.thread_id.as_deref(), Some("t"));
         assert_eq!(w.agent.output_tokens, 4);
         assert_eq!(w.agent.state, AgentState::Done);
+    }
+
+    #[test]
+    fn the_summary_is_due_at_a_turns_end_else_a_few_times_a_second() {
+        let mut w = Watcher::new(Agent::default());
+        let now = Instant::now();
+        w.feed(b"{\"type\":\"turn.started\"}\n");
+        w.schedule(now);
+        assert!(!w.take_due(now));
+        assert_eq!(w.deadline(), Some(now + WRITE_EVERY));
+        w.feed(b"{\"type\":\"turn.completed\",\"usage\":{}}\n");
+        w.schedule(now);
+        assert!(w.take_due(now));
+        assert_eq!(w.deadline(), None);
     }
 
     #[test]

@@ -18,8 +18,9 @@ use shared::Timestamp;
 /// The most one splice moves: a full pipe.
 const SPLICE_MAX: usize = 1 << 20;
 
-/// One stream's current log file.
-struct StreamLog {
+/// The writing end of one stream's log: its current file, and what was
+/// written to it.
+struct LogWriter {
     stream: Stream,
     file: File,
     /// Bytes in the current file.
@@ -31,8 +32,8 @@ struct StreamLog {
 /// Both logs and the index of a session.
 pub struct Logs {
     dir: PathBuf,
-    out: StreamLog,
-    err: StreamLog,
+    out: LogWriter,
+    err: LogWriter,
     index: index::Writer,
     /// Entries for bytes already in the logs, not yet in the index.
     entries: Vec<Entry>,
@@ -44,8 +45,8 @@ pub struct Logs {
 impl Logs {
     /// Creates the empty logs and index in `dir`.
     pub fn create(dir: &Path, max_size: Option<u64>) -> shared::Result<Logs> {
-        let open = |stream: Stream| -> shared::Result<StreamLog> {
-            Ok(StreamLog {
+        let open = |stream: Stream| -> shared::Result<LogWriter> {
+            Ok(LogWriter {
                 stream,
                 file: create_private(&stream.log_path(dir))?,
                 file_len: 0,
@@ -109,10 +110,12 @@ impl Logs {
     /// Logs `pieces`, read in this order at `time`: each stream's bytes
     /// with one write, then all their index entries with one write (this
     /// is the supervisor's hot path). With `--max-log-size`, piece by piece.
-    pub fn write_all(&mut self, pieces: &[(Stream, &[u8])], time: Timestamp) {
+    /// Never fails: bytes the log does not take are counted as dropped and
+    /// marked so in the index.
+    pub fn log_pieces(&mut self, pieces: &[(Stream, &[u8])], time: Timestamp) {
         if self.max_size.is_some() {
             for (stream, bytes) in pieces {
-                self.write(*stream, bytes, time);
+                self.log_chunk(*stream, bytes, time);
             }
             return;
         }
@@ -126,7 +129,7 @@ impl Logs {
                 .collect();
             // One write per stream; a copy only when the stream's pieces
             // are interleaved with the other's.
-            let file = &mut self.log(stream).file;
+            let file = &mut self.writer(stream).file;
             landed[k] = match parts.as_slice() {
                 [] => 0,
                 [one] => write_some(file, one),
@@ -138,7 +141,7 @@ impl Logs {
             let k = stream.index();
             let ok = landed[k].min(bytes.len());
             landed[k] -= ok;
-            let log = self.log(stream);
+            let log = self.writer(stream);
             if ok > 0 {
                 entries.push(Entry {
                     time,
@@ -181,7 +184,7 @@ impl Logs {
         if self.max_size.is_some() {
             return Err(io::ErrorKind::Unsupported.into());
         }
-        let log = self.log(stream);
+        let log = self.writer(stream);
         let flags = SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE;
         let n = splice(pipe, None, &log.file, None, SPLICE_MAX, flags)?;
         if n > 0 {
@@ -200,17 +203,18 @@ impl Logs {
     }
 
     /// Logs one chunk read from `stream` at `time`. With `--max-log-size`
-    /// the chunk is split at the size, so no log file grows past it.
-    pub fn write(&mut self, stream: Stream, mut chunk: &[u8], time: Timestamp) {
+    /// the chunk is split at the size, so no log file grows past it. Like
+    /// [`Logs::log_pieces`], what cannot be written is counted and dropped.
+    pub fn log_chunk(&mut self, stream: Stream, mut chunk: &[u8], time: Timestamp) {
         while !chunk.is_empty() {
             let take = match self.max_size {
                 Some(max) => {
-                    let log = self.log(stream);
+                    let log = self.writer(stream);
                     if log.file_len >= max && self.rotate(stream, time).is_err() {
                         // Cannot rotate: keep everything in the current file.
                         chunk.len()
                     } else {
-                        let room = max - self.log(stream).file_len;
+                        let room = max - self.writer(stream).file_len;
                         chunk.len().min(room.min(usize::MAX as u64) as usize)
                     }
                 }
@@ -221,7 +225,7 @@ impl Logs {
         }
     }
 
-    fn log(&mut self, stream: Stream) -> &mut StreamLog {
+    fn writer(&mut self, stream: Stream) -> &mut LogWriter {
         match stream {
             Stream::Stdout => &mut self.out,
             Stream::Stderr => &mut self.err,
@@ -231,7 +235,7 @@ impl Logs {
     /// Rotates `stream`'s log and says so in the index.
     fn rotate(&mut self, stream: Stream, time: Timestamp) -> shared::Result<()> {
         let dir = self.dir.clone();
-        let log = self.log(stream);
+        let log = self.writer(stream);
         rotate(&dir, log)?;
         let offset = log.logged;
         self.entries.push(Entry {
@@ -246,7 +250,7 @@ impl Logs {
 
     /// Appends `chunk` to the current log of `stream`, and queues its entry.
     fn append(&mut self, stream: Stream, chunk: &[u8], time: Timestamp) {
-        let log = self.log(stream);
+        let log = self.writer(stream);
         let offset = log.logged;
         let written = write_some(&mut log.file, chunk);
         log.logged += written as u64;
@@ -290,7 +294,7 @@ fn write_some(file: &mut File, chunk: &[u8]) -> usize {
 
 /// Moves the stream's log to `NAME.1` (replacing the previous one) and
 /// starts a new, empty log.
-fn rotate(dir: &Path, log: &mut StreamLog) -> shared::Result<()> {
+fn rotate(dir: &Path, log: &mut LogWriter) -> shared::Result<()> {
     let current = log.stream.log_path(dir);
     let previous = log.stream.rotated_log_path(dir);
     fs::rename(&current, &previous).map_err(|e| shared::Error::io("rotating", &current, e))?;

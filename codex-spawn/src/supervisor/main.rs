@@ -7,15 +7,21 @@
 //! and exits, releasing the lock.
 
 mod agent;
+mod children;
 mod command;
+mod descendants;
 mod detach;
 mod feed;
+mod finish;
 mod logs;
+mod output;
 mod pipes;
 mod pty;
-mod reap;
 mod relay;
 mod server;
+mod signals;
+mod start;
+mod state;
 
 use std::fs::File;
 use std::io::Write;
@@ -31,7 +37,8 @@ use shared::lock::Lock;
 use shared::record::{Durability, Record, State};
 use shared::Timestamp;
 
-use relay::{StartError, Supervisor};
+use relay::Supervisor;
+use start::StartError;
 
 fn main() {
     let args = SupervisorArgs::from_args(std::env::args_os().skip(1))

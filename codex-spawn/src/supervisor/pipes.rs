@@ -248,7 +248,7 @@ impl Pipes {
                 piece
             })
             .collect();
-        logs.write_all(&pieces, Timestamp::now());
+        logs.log_pieces(&pieces, Timestamp::now());
         self.batch.clear();
         self.pieces.clear();
         // After a burst, give the memory back: an idle session stays small.

@@ -15,6 +15,9 @@ use crate::feed::Feed;
 
 /// How long the jiggled size lasts before the real one comes back.
 const JIGGLE: Duration = Duration::from_millis(50);
+/// Bytes read from the master at a time (a pty hands out at most a few KiB
+/// per read; a small buffer keeps an idle session small).
+const CHUNK: usize = 8 * 1024;
 
 nix::ioctl_write_ptr_bad!(set_winsize, nix::libc::TIOCSWINSZ, Winsize);
 
@@ -40,6 +43,8 @@ fn winsize(cols: u16, rows: u16) -> Winsize {
 /// The supervisor's side of the terminal.
 pub struct Pty {
     master: Option<File>,
+    /// What [`Pty::read`] reads into.
+    buf: Vec<u8>,
     size: (u16, u16),
     /// Input for the program, written to a second handle of the master.
     feed: Feed,
@@ -55,6 +60,7 @@ impl Pty {
         let feed = Feed::new(master.try_clone()?)?;
         Ok(Pty {
             master: Some(File::from(master)),
+            buf: vec![0; CHUNK],
             size,
             feed,
             jiggle_until: None,
@@ -84,14 +90,14 @@ impl Pty {
 
     /// Reads what the program wrote; `None` when nothing is there now, an
     /// empty vector once the program's side is closed.
-    pub fn read(&mut self, buf: &mut [u8]) -> Option<Vec<u8>> {
+    pub fn read(&mut self) -> Option<Vec<u8>> {
         let master = self.master.as_mut()?;
-        match master.read(buf) {
+        match master.read(&mut self.buf) {
             Ok(0) => {
                 self.master = None;
                 Some(Vec::new())
             }
-            Ok(n) => Some(buf[..n].to_vec()),
+            Ok(n) => Some(self.buf[..n].to_vec()),
             Err(e)
                 if matches!(
                     e.kind(),

@@ -29,8 +29,13 @@ pub enum Event {
     Resize(u16, u16),
 }
 
+/// One connection. Its readiness is its own: poll's answer is noted on
+/// the client itself, so that clients dropped before they are served (a
+/// broadcast drops stalled ones) shift nobody's readiness to another.
 struct Client {
     stream: UnixStream,
+    /// Poll found it readable (or closed, or writable as asked).
+    ready: bool,
     inbuf: Vec<u8>,
     outq: VecDeque<Vec<u8>>,
     queued: usize,
@@ -41,6 +46,8 @@ struct Client {
 /// The listening socket and its clients.
 pub struct Server {
     listener: UnixListener,
+    /// Poll found a connection waiting.
+    listener_ready: bool,
     path: PathBuf,
     clients: Vec<Client>,
 }
@@ -59,6 +66,7 @@ impl Server {
         listener.set_nonblocking(true)?;
         Ok(Server {
             listener,
+            listener_ready: false,
             path,
             clients: Vec::new(),
         })
@@ -70,7 +78,8 @@ impl Server {
     }
 
     /// The descriptors to poll, with their events: the listener first,
-    /// then each client.
+    /// then each client. Hand poll's answers to [`Server::mark_ready`] in
+    /// this order, before anything else touches the server.
     pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
         let mut fds = vec![(self.listener.as_fd(), PollFlags::POLLIN)];
         for c in &self.clients {
@@ -83,18 +92,33 @@ impl Server {
         fds
     }
 
-    /// Handles what poll reported, in the order of [`Server::poll_fds`];
-    /// `welcome` is what a new client is told.
-    pub fn handle(&mut self, ready: &[bool], welcome: &Welcome) -> Vec<Event> {
+    /// Notes on the listener and on each client what poll reported for
+    /// them, given in the order of [`Server::poll_fds`] (missing: not
+    /// ready). Each keeps its mark until [`Server::serve`].
+    pub fn mark_ready(&mut self, ready: &[bool]) {
+        let mut ready = ready.iter().copied();
+        self.listener_ready = ready.next().unwrap_or(false);
+        for client in &mut self.clients {
+            client.ready = ready.next().unwrap_or(false);
+        }
+    }
+
+    /// Whether anything was marked ready.
+    pub fn has_ready(&self) -> bool {
+        self.listener_ready || self.clients.iter().any(|c| c.ready)
+    }
+
+    /// Serves what was marked ready: the clients' frames, then new
+    /// connections; `welcome` is what a new client is told.
+    pub fn serve(&mut self, welcome: &Welcome) -> Vec<Event> {
         let mut events = Vec::new();
-        for (i, client) in self.clients.iter_mut().enumerate() {
-            if ready.get(i + 1).copied().unwrap_or(false) {
-                client.read(welcome, &mut events);
-                client.flush();
-            }
+        for client in self.clients.iter_mut().filter(|c| c.ready) {
+            client.ready = false;
+            client.read(welcome, &mut events);
+            client.flush();
         }
         self.clients.retain(|c| !c.gone);
-        if ready.first().copied().unwrap_or(false) {
+        if std::mem::take(&mut self.listener_ready) {
             self.accept();
         }
         events
@@ -110,6 +134,7 @@ impl Server {
             }
             self.clients.push(Client {
                 stream,
+                ready: false,
                 inbuf: Vec::new(),
                 outq: VecDeque::new(),
                 queued: 0,
@@ -239,5 +264,55 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::protocol::Hello;
+
+    #[test]
+    fn readiness_stays_with_its_client_when_another_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("codex-server-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Server::bind(&dir).unwrap();
+        let welcome = Welcome {
+            version: protocol::VERSION,
+            tty: false,
+            stdin: true,
+            index_len: 0,
+            stdout_len: 0,
+            stderr_len: 0,
+        };
+        let hello = Frame::Hello(Hello {
+            version: protocol::VERSION,
+            input: true,
+            size: None,
+        });
+        let connect = || {
+            let mut c = UnixStream::connect(dir.join(layout::SOCKET)).unwrap();
+            c.write_all(&hello.encode()).unwrap();
+            c
+        };
+        let (a, mut b) = (connect(), connect());
+        server.mark_ready(&[true]);
+        assert!(server.serve(&welcome).is_empty());
+        server.mark_ready(&[false, true, true]);
+        assert_eq!(server.serve(&welcome).len(), 2);
+
+        // Poll finds only b ready (it typed); then a broadcast drops a,
+        // whose end is closed, before the clients are served.
+        b.write_all(&Frame::Input(b"y".to_vec()).encode()).unwrap();
+        drop(a);
+        server.mark_ready(&[false, false, true]);
+        server.broadcast(&Frame::Stdout(b"out".to_vec()));
+        assert_eq!(server.clients.len(), 1);
+        let events = server.serve(&welcome);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            matches!(events.as_slice(), [Event::Input(bytes)] if bytes == b"y"),
+            "b's input was not served"
+        );
     }
 }

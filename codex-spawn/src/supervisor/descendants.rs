@@ -1,7 +1,8 @@
 //! Finding and signalling everything the command started: its process
 //! group, and every descendant of the supervisor, including those that
 //! called setsid or double-forked (as a child subreaper, the supervisor is
-//! the ancestor of all of them).
+//! the ancestor of all of them). Signalling only: reaping is the relay's,
+//! on SIGCHLD.
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,10 +15,10 @@ use nix::unistd::Pid;
 /// costs what the tree holds (a thousand sessions stopping at once each
 /// walk their own), else, on kernels without those lists, from the parent
 /// of every process on the machine.
-pub fn descendants(root: Pid) -> Vec<Pid> {
+pub fn of(root: Pid) -> Vec<Pid> {
     let me = nix::unistd::getpid().as_raw();
     if fs::metadata(format!("/proc/{me}/task/{me}/children")).is_err() {
-        return descendants_by_scan(root);
+        return by_scan(root);
     }
     let mut found = Vec::new();
     let mut buf = Vec::new();
@@ -72,8 +73,8 @@ fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> 
     Ok(())
 }
 
-/// [`descendants`] from the parent of every process in /proc.
-fn descendants_by_scan(root: Pid) -> Vec<Pid> {
+/// [`of`] from the parent of every process in /proc.
+fn by_scan(root: Pid) -> Vec<Pid> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for pid in shared::host::pids() {
         if let Some(ppid) = shared::host::parent_pid(pid) {
@@ -104,7 +105,7 @@ pub fn signal_all(pgid: Option<Pid>, sig: Signal) {
     if let Some(pgid) = pgid {
         let _ = kill(Pid::from_raw(-pgid.as_raw()), sig);
     }
-    for pid in descendants(nix::unistd::getpid()) {
+    for pid in of(nix::unistd::getpid()) {
         let _ = kill(pid, sig);
     }
 }
@@ -126,13 +127,13 @@ mod tests {
         let root = Pid::from_raw(sh.id() as i32);
         let mut walked = BTreeSet::new();
         for _ in 0..200 {
-            walked = descendants(root).into_iter().collect::<BTreeSet<_>>();
+            walked = of(root).into_iter().collect::<BTreeSet<_>>();
             if walked.len() >= 4 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let scanned: BTreeSet<Pid> = descendants_by_scan(root).into_iter().collect();
+        let scanned: BTreeSet<Pid> = by_scan(root).into_iter().collect();
         for pid in walked.iter().chain(&scanned).chain([&root]) {
             let _ = kill(*pid, Signal::SIGKILL);
         }

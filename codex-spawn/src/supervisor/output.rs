@@ -1,0 +1,248 @@
+//! Where the command's output comes from, and where its input goes: packet
+//! pipes (with a `--stdin` pipe) or a pseudo-terminal, behind one set of
+//! methods, so that the loop asks "what do you poll", "this is ready",
+//! "a write was announced" and "take what is left" without caring which.
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+use nix::poll::PollFlags;
+
+use shared::layout::Stream;
+use shared::protocol::Frame;
+use shared::Timestamp;
+
+use crate::agent::Watcher;
+use crate::command::Io;
+use crate::feed::Feed;
+use crate::logs::Logs;
+use crate::pipes::Pipes;
+use crate::pty::Pty;
+use crate::server::{Event, Server};
+
+/// Both output streams.
+const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
+/// Bytes read from a pty before other work gets a turn.
+const PTY_BUDGET: usize = 1 << 20;
+
+/// What to poll for the output source: up to three descriptors, each with
+/// the events wanted; [`Output::on_ready`] takes the answers in this order.
+pub type PollSet<'a> = [Option<(BorrowedFd<'a>, PollFlags)>; 3];
+
+/// The command's output source and input sink.
+pub enum Output {
+    /// Packet pipes for stdout and stderr (see [`crate::pipes`]).
+    Pipes {
+        /// The read ends of stdout and stderr.
+        pipes: Pipes,
+        /// Input for a `--stdin` session's command (kept open so that it
+        /// does not see the end of its input).
+        stdin: Option<Feed>,
+    },
+    /// A pseudo-terminal, which carries the program's output and input.
+    Pty(Pty),
+}
+
+impl Output {
+    /// Wraps the supervisor's ends of a command just started.
+    pub fn new(io: Io, stdin: Option<OwnedFd>) -> io::Result<Output> {
+        Ok(match io {
+            Io::Pipes { stdout, stderr } => Output::Pipes {
+                pipes: Pipes::new(stdout, stderr),
+                stdin: stdin.map(Feed::new).transpose()?,
+            },
+            Io::Pty { master, size } => Output::Pty(Pty::new(master, size)?),
+        })
+    }
+
+    /// Whether the command takes input from attached clients.
+    pub fn takes_input(&self) -> bool {
+        match self {
+            Output::Pipes { stdin, .. } => stdin.is_some(),
+            Output::Pty(_) => true,
+        }
+    }
+
+    /// Whether output may still come.
+    pub fn is_open(&self) -> bool {
+        match self {
+            Output::Pipes { pipes, .. } => STREAMS.into_iter().any(|s| pipes.is_open(s)),
+            Output::Pty(pty) => pty.fd().is_some(),
+        }
+    }
+
+    /// The descriptors to poll. Pipes are polled only for their end
+    /// (POLLHUP is always reported; their data is read when a write is
+    /// announced), and the stdin pipe for room while input waits. A pty's
+    /// master is polled for output, and for room while input waits.
+    pub fn poll_set(&self) -> PollSet<'_> {
+        fn room(fd: Option<BorrowedFd<'_>>) -> Option<(BorrowedFd<'_>, PollFlags)> {
+            fd.map(|fd| (fd, PollFlags::POLLOUT))
+        }
+        match self {
+            Output::Pipes { pipes, stdin } => [
+                pipes.fd(Stream::Stdout).map(|fd| (fd, PollFlags::empty())),
+                pipes.fd(Stream::Stderr).map(|fd| (fd, PollFlags::empty())),
+                room(stdin.as_ref().and_then(Feed::waiting_fd)),
+            ],
+            Output::Pty(pty) => [
+                pty.fd().map(|fd| (fd, PollFlags::POLLIN)),
+                room(pty.waiting_fd()),
+                None,
+            ],
+        }
+    }
+
+    /// Handles what poll found ready, in the order of [`Output::poll_set`].
+    pub fn on_ready(&mut self, ready: [bool; 3], logs: &mut Logs, server: &mut Option<Server>) {
+        match self {
+            Output::Pipes { pipes, stdin } => {
+                for (stream, hung_up) in STREAMS.into_iter().zip(ready) {
+                    if hung_up {
+                        // Every writer is gone: what is left comes after
+                        // all the announced writes just handled.
+                        pipes.drain(stream, logs);
+                    }
+                }
+                if let Some(feed) = stdin.as_mut().filter(|_| ready[2]) {
+                    feed.write_pending();
+                }
+            }
+            Output::Pty(pty) => {
+                if ready[1] {
+                    pty.write_pending();
+                }
+                if ready[0] {
+                    read_pty(pty, logs, server);
+                }
+            }
+        }
+    }
+
+    /// Takes in one write announced on the pipe with descriptor `fd`.
+    pub fn on_write(&mut self, fd: RawFd, logs: &mut Logs) {
+        if let Output::Pipes { pipes, .. } = self {
+            if let Some(stream) = pipes.stream_of(fd) {
+                pipes.on_write(stream, logs);
+            }
+        }
+    }
+
+    /// The kernel's queue of write announcements overflowed: reads both
+    /// pipes empty; the order is as good as two pipes allow.
+    pub fn on_overflow(&mut self, logs: &mut Logs) {
+        if let Output::Pipes { pipes, .. } = self {
+            for stream in STREAMS {
+                pipes.drain(stream, logs);
+            }
+        }
+    }
+
+    /// Once every writer known is gone: reads what is left and stops
+    /// reading, without waiting for an end of file that a stranger holding
+    /// the pipe or terminal open could delay forever.
+    pub fn take_rest(&mut self, logs: &mut Logs, server: &mut Option<Server>) {
+        match self {
+            Output::Pipes { pipes, .. } => {
+                for stream in STREAMS {
+                    pipes.drain(stream, logs);
+                }
+                pipes.close();
+            }
+            Output::Pty(pty) => {
+                read_pty(pty, logs, server);
+                pty.close();
+            }
+        }
+    }
+
+    /// Logs and sends out what was read and not yet logged (pipes batch
+    /// their reads; a pty's are logged as they come), feeding stdout to
+    /// `watcher`, and commits the index.
+    pub fn flush(
+        &mut self,
+        logs: &mut Logs,
+        server: &mut Option<Server>,
+        watcher: &mut Option<Watcher>,
+    ) {
+        if let Output::Pipes { pipes, .. } = self {
+            // Bulk output skips user space: only when nobody needs to see it.
+            pipes.splice = watcher.is_none() && !server.as_ref().is_some_and(Server::has_clients);
+            pipes.flush(logs, &mut |stream, bytes| {
+                if let (Some(w), Stream::Stdout) = (watcher.as_mut(), stream) {
+                    w.feed(bytes);
+                }
+                if let Some(server) = server.as_mut() {
+                    let bytes = bytes.to_vec();
+                    server.broadcast(&match stream {
+                        Stream::Stdout => Frame::Stdout(bytes),
+                        Stream::Stderr => Frame::Stderr(bytes),
+                    });
+                }
+            });
+        }
+        logs.commit();
+    }
+
+    /// When the source needs a turn (a pty's repaint jiggle to end).
+    pub fn deadline(&self) -> Option<Instant> {
+        match self {
+            Output::Pty(pty) => pty.deadline(),
+            Output::Pipes { .. } => None,
+        }
+    }
+
+    /// Does what is due at `now`.
+    pub fn check_deadline(&mut self, now: Instant) {
+        if let Output::Pty(pty) = self {
+            pty.check_deadline(now);
+        }
+    }
+
+    /// Acts on what a client asked for: input for the command, and, in a
+    /// tty session, the window size.
+    pub fn on_client(&mut self, event: Event) {
+        match (event, self) {
+            (Event::Attached(Some((cols, rows))), Output::Pty(pty)) => {
+                if (cols, rows) != pty.size() {
+                    pty.resize(cols, rows);
+                } else {
+                    // Same size: a jiggle makes full-screen programs
+                    // repaint. (A client without a terminal, such as piped
+                    // input, needs no repaint; a jiggle would only disturb
+                    // the program as the input arrives.)
+                    pty.jiggle();
+                }
+            }
+            (Event::Resize(cols, rows), Output::Pty(pty)) => pty.resize(cols, rows),
+            (Event::Input(bytes), Output::Pty(pty)) => pty.input(&bytes),
+            (
+                Event::Input(bytes),
+                Output::Pipes {
+                    stdin: Some(feed), ..
+                },
+            ) => feed.push(&bytes),
+            _ => {}
+        }
+    }
+}
+
+/// Reads what the program wrote to its terminal: logged, sent to the
+/// attached clients, and, while nobody is attached, scanned for terminal
+/// queries to answer.
+fn read_pty(pty: &mut Pty, logs: &mut Logs, server: &mut Option<Server>) {
+    let mut budget = PTY_BUDGET;
+    while budget > 0 {
+        let Some(chunk) = pty.read() else { break };
+        if chunk.is_empty() {
+            break;
+        }
+        budget = budget.saturating_sub(chunk.len());
+        logs.log_chunk(Stream::Stdout, &chunk, Timestamp::now());
+        match server {
+            Some(server) if server.has_clients() => server.broadcast(&Frame::Stdout(chunk)),
+            _ => pty.answer_queries(&chunk),
+        }
+    }
+}
