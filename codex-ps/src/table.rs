@@ -3,7 +3,7 @@
 use shared::agent::AgentState;
 use shared::layout::Stream;
 use shared::units::human_size;
-use shared::{Session, Status};
+use shared::{Kind, Session, Status};
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
 
@@ -85,8 +85,9 @@ fn cells(index: usize, s: &Session) -> [String; 9] {
 }
 
 /// The PROMPT column: for an exec session the agent's state and its last
-/// message (or error, or the prompt while it has said nothing yet), for
-/// others the prompt's first line or the command line.
+/// message (or error, or the prompt while it has said nothing yet), after
+/// the session it continues; for a repl without a prompt, where it runs;
+/// for others the prompt's first line or the command line.
 fn prompt_cell(r: &shared::Record) -> String {
     let first_line = |s: &str| s.lines().next().unwrap_or("").to_string();
     if let Some(agent) = &r.agent {
@@ -99,14 +100,18 @@ fn prompt_cell(r: &shared::Record) -> String {
         }
         .or(r.prompt.as_deref())
         .unwrap_or("");
-        return format!("{}: {}", agent.state.as_str(), first_line(text));
+        let after = r
+            .continues
+            .as_deref()
+            .map_or_else(String::new, |id| format!("after {id} · "));
+        return format!("{after}{}: {}", agent.state.as_str(), first_line(text));
     }
     match &r.prompt {
         Some(p) => first_line(p),
+        None if r.kind == Kind::Repl => format!("interactive, in {}", r.cwd),
         None => shell_words(&r.argv),
     }
 }
-
 /// `running`, `exited 0`, `killed SIGTERM`, `timed out`, `lost`…
 pub fn status_text(s: &Session) -> String {
     let r = s.record.as_ref().ok();

@@ -11,6 +11,8 @@ use clap::error::{ContextKind, ErrorKind};
 use clap::{ArgMatches, Parser, Subcommand};
 use shared::SessionId;
 
+use crate::codex::CodexArgs;
+
 /// Start a command, or a codex agent, as a background session and print its id.
 ///
 /// The session runs under its own small supervisor, detached from this
@@ -21,7 +23,7 @@ use shared::SessionId;
     name = "codex-spawn",
     version,
     disable_help_subcommand = true,
-    override_usage = "codex-spawn [OPTIONS] exec [--resume SELECTOR] PROMPT [CODEX_ARGS]...\n       codex-spawn [OPTIONS] repl [PROMPT] [CODEX_ARGS]...\n       codex-spawn [OPTIONS] -- COMMAND [ARGS]...",
+    override_usage = "codex-spawn [OPTIONS] exec [--resume SELECTOR] PROMPT [CODEX_OPTIONS]...\n       codex-spawn [OPTIONS] repl [PROMPT] [CODEX_OPTIONS]...\n       codex-spawn [OPTIONS] -- COMMAND [ARGS]...",
     after_help = "Exit status: 0 started; 2 usage error; 125 codex-spawn failed; 126 the command is not executable; 127 the command was not found."
 )]
 pub struct Cli {
@@ -90,26 +92,70 @@ pub struct Options {
 /// The kinds of session that have a subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Mode {
-    /// Run `codex exec --json CODEX_ARGS -` with PROMPT on its stdin (`-` reads the prompt from stdin).
+    /// Run `codex exec --json CODEX_OPTIONS -` with PROMPT on its stdin (`-` reads the prompt from stdin).
     Exec {
-        /// Continue the thread of an earlier exec session (an id, a unique prefix or a row number): runs `codex exec --json CODEX_ARGS resume THREAD_ID -`.
+        /// Continue the thread of an earlier exec session (an id, a unique prefix or a row number), in its directory and with its codex options unless given anew: runs `codex exec --json CODEX_OPTIONS resume THREAD_ID -`.
         #[arg(long, value_name = "SELECTOR", add = sessions(Sessions::All))]
         resume: Option<String>,
-        /// The prompt, or `-` to read it from standard input.
-        #[arg(allow_hyphen_values = true)]
-        prompt: String,
-        /// More arguments for `codex exec`, such as `-m MODEL`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        codex_args: Vec<String>,
+        /// The prompt (`-` reads it from stdin) and codex's options, in any order: `"fix the tests" -m MODEL`. Options codex-spawn does not know go after `--`.
+        #[arg(
+            value_name = "PROMPT|CODEX_OPTION",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
     },
-    /// Run the interactive codex (`codex CODEX_ARGS PROMPT`) in a pseudo-terminal.
+    /// Run the interactive codex (`codex CODEX_OPTIONS [PROMPT]`) in a pseudo-terminal, without codex's shared background server (`--no-daemon`).
     Repl {
-        /// The first prompt, if any.
-        prompt: Option<String>,
-        /// More arguments for codex, such as `-m MODEL`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        codex_args: Vec<String>,
+        /// The first prompt, if any, and codex's options, in any order: `-m MODEL`, `--search`.
+        #[arg(
+            value_name = "PROMPT|CODEX_OPTION",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
     },
+}
+
+impl Mode {
+    /// Codex's arguments read (see [`crate::codex`]), and the `--resume`
+    /// selector of exec, wherever it was given.
+    pub fn codex_args(&self) -> Result<(CodexArgs, Option<String>), Failure> {
+        let (words, mut resume) = match self {
+            Mode::Exec { resume, args } => (args.clone(), resume.clone()),
+            Mode::Repl { args } => (args.clone(), None),
+        };
+        // `--resume` after the prompt is codex-spawn's, as before it.
+        let mut rest = Vec::with_capacity(words.len());
+        let mut words = words.into_iter();
+        while let Some(w) = words.next() {
+            if w == "--" {
+                rest.push(w);
+                rest.extend(words.by_ref());
+            } else if matches!(self, Mode::Exec { .. }) && w == "--resume" {
+                resume = Some(
+                    words
+                        .next()
+                        .ok_or_else(|| Failure::usage("--resume needs a SELECTOR"))?,
+                );
+            } else if let Some(v) = w
+                .strip_prefix("--resume=")
+                .filter(|_| matches!(self, Mode::Exec { .. }))
+            {
+                resume = Some(v.to_string());
+            } else {
+                rest.push(w);
+            }
+        }
+        let args = CodexArgs::parse(&rest).map_err(Failure::usage)?;
+        if matches!(self, Mode::Exec { .. }) && args.prompt.is_none() {
+            return Err(Failure::usage(
+                "exec needs a PROMPT (or - to read it from stdin)",
+            ));
+        }
+        Ok((args, resume))
+    }
 }
 
 impl Tool for Cli {
@@ -156,6 +202,9 @@ impl Tool for Cli {
                 ))
             }
             _ => {}
+        }
+        if let Some(mode) = &self.mode {
+            mode.codex_args()?;
         }
         if let Some(name) = &o.name {
             SessionId::parse(name).map_err(Failure::usage)?;

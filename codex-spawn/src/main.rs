@@ -1,6 +1,7 @@
 //! codex-spawn: start a background session and print its id.
 
 mod cli;
+mod codex;
 mod spawn;
 
 fn main() {

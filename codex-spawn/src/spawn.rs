@@ -21,6 +21,7 @@ use shared::view::View;
 use shared::{Access, Session, SessionId};
 
 use crate::cli::{Cli, Mode};
+use crate::codex::CodexArgs;
 
 /// A terminal's size when `--size` is not given: columns, rows.
 const DEFAULT_SIZE: (u16, u16) = (80, 24);
@@ -34,6 +35,10 @@ struct Request {
     argv: Vec<String>,
     prompt: Option<Vec<u8>>,
     tty: bool,
+    codex_options: Vec<String>,
+    continues: Option<String>,
+    /// The working directory when not the caller's: a resumed session's.
+    cwd: Option<String>,
 }
 
 /// Runs codex-spawn (its command line already checked): creates the
@@ -42,7 +47,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let request = request(&cli)?;
     let o = &cli.options;
     let name = o.name.as_deref().map(SessionId::parse).transpose()?;
-    let cwd = working_dir(o.cwd.as_deref())?;
+    let cwd = match (&o.cwd, &request.cwd) {
+        (None, Some(earlier)) => working_dir(Some(Path::new(earlier)))
+            .context("using the directory of the session resumed")?,
+        (given, _) => working_dir(given.as_deref())?,
+    };
     let root = o.root.open(Access::Create)?;
 
     let tty = request.tty;
@@ -62,6 +71,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             .filter(|d| !d.is_zero())
             .map(|d| d.as_millis().clamp(1, u64::MAX as u128) as u64),
         max_log_size: o.max_log_size.filter(|&n| n > 0),
+        codex_options: request.codex_options.clone(),
+        continues: request.continues.clone(),
         ..Record::new(request.kind, request.argv.clone(), cwd)
     };
     let created = root
@@ -94,60 +105,89 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
 /// Builds the command line of the mode `cli` asks for (checked by
 /// [`Tool::check`](::cli::Tool::check)); reads an exec prompt of `-` from
 /// stdin.
-fn request(cli: &Cli) -> anyhow::Result<Request> {
-    let codex = || codex_bin(cli.options.codex_bin.as_deref());
-    Ok(match &cli.mode {
-        None => Request {
+fn request(cli: &Cli) -> Result<Request, Failure> {
+    let Some(mode) = &cli.mode else {
+        return Ok(Request {
             kind: Kind::Cmd,
             argv: cli.command.clone(),
             prompt: None,
             tty: cli.options.tty,
-        },
-        Some(Mode::Repl { prompt, codex_args }) => {
-            let mut argv = vec![codex()?];
-            argv.extend(codex_args.iter().cloned());
-            argv.extend(prompt.iter().cloned());
-            Request {
-                kind: Kind::Repl,
-                argv,
-                prompt: prompt.as_ref().map(|p| p.clone().into_bytes()),
-                tty: true,
-            }
+            codex_options: Vec::new(),
+            continues: None,
+            cwd: None,
+        });
+    };
+    let (args, resume) = mode.codex_args()?;
+    let mut argv = vec![codex_bin(cli.options.codex_bin.as_deref())?];
+    if let Mode::Repl { .. } = mode {
+        let mut options = args.option_words();
+        // No shared background server: one would be adopted by this
+        // session and taken down with it, leaving every other codex of the
+        // user reconnecting. A repl connecting to a server of its own
+        // choosing (--remote) is left as it is.
+        if !args.has("no-daemon") && !args.has("remote") {
+            options.push("--no-daemon".into());
         }
-        Some(Mode::Exec {
-            prompt,
-            codex_args,
-            resume,
-        }) => {
-            let mut argv = vec![codex()?];
-            argv.extend(["exec".into(), "--json".into()]);
-            argv.extend(codex_args.iter().cloned());
-            if let Some(selector) = resume {
-                argv.extend(["resume".into(), thread_of(cli, selector)?]);
-            }
-            argv.push("-".into());
-            let prompt = if prompt == "-" {
-                let mut buf = Vec::new();
-                io::stdin()
-                    .lock()
-                    .read_to_end(&mut buf)
-                    .context("reading the prompt from stdin")?;
-                buf
-            } else {
-                prompt.clone().into_bytes()
-            };
-            Request {
-                kind: Kind::Exec,
-                argv,
-                prompt: Some(prompt),
-                tty: false,
-            }
+        argv.extend(options.iter().cloned());
+        argv.extend(args.prompt.iter().cloned());
+        return Ok(Request {
+            kind: Kind::Repl,
+            argv,
+            prompt: args.prompt.clone().map(String::into_bytes),
+            tty: true,
+            codex_options: options,
+            continues: None,
+            cwd: None,
+        });
+    }
+    // exec: over the options of the session it continues, if any.
+    let earlier = resume
+        .as_deref()
+        .map(|s| earlier_session(cli, s))
+        .transpose()?;
+    let args = match &earlier {
+        Some(e) => args.over(&CodexArgs::parse(&e.record.codex_options).unwrap_or_default()),
+        None => args,
+    };
+    let options = args.option_words();
+    argv.extend(["exec".into(), "--json".into()]);
+    argv.extend(options.iter().cloned());
+    if let Some(e) = &earlier {
+        argv.extend(["resume".into(), e.thread.clone()]);
+    }
+    argv.push("-".into());
+    let prompt = match args.prompt.as_deref() {
+        Some("-") => {
+            let mut buf = Vec::new();
+            io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("reading the prompt from stdin")?;
+            buf
         }
+        p => p.unwrap_or_default().as_bytes().to_vec(),
+    };
+    Ok(Request {
+        kind: Kind::Exec,
+        argv,
+        prompt: Some(prompt),
+        tty: false,
+        codex_options: options,
+        continues: earlier.as_ref().map(|e| e.id.to_string()),
+        // In the directory the thread ran in, unless -C says otherwise.
+        cwd: earlier.map(|e| e.record.cwd),
     })
 }
 
-/// The thread id of the exec session `selector` names, for `--resume`.
-fn thread_of(cli: &Cli, selector: &str) -> anyhow::Result<String> {
+/// The exec session a resume continues.
+struct Earlier {
+    id: SessionId,
+    record: Record,
+    thread: String,
+}
+
+/// The exec session `selector` names, for `--resume`, with its thread id.
+fn earlier_session(cli: &Cli, selector: &str) -> anyhow::Result<Earlier> {
     let root = cli.options.root.open(Access::Read)?;
     let selector = shared::Selector::parse(selector, true)?;
     let id = root
@@ -155,11 +195,16 @@ fn thread_of(cli: &Cli, selector: &str) -> anyhow::Result<String> {
         .context("finding the session to resume")?;
     let record = shared::Record::read(&root.session_dir(&id))
         .with_context(|| format!("reading the record of {id}"))?;
-    record.agent.and_then(|a| a.thread_id).ok_or_else(|| {
-        anyhow!(
+    let thread = record
+        .agent
+        .as_ref()
+        .and_then(|a| a.thread_id.clone())
+        .ok_or_else(|| {
+            anyhow!(
             "{id} has no codex thread to resume (not an exec session, or codex never started one)"
         )
-    })
+        })?;
+    Ok(Earlier { id, record, thread })
 }
 
 /// The codex binary: `--codex-bin`, else `$CODEX_BIN`, else `codex` on PATH.

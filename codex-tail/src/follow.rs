@@ -49,6 +49,11 @@ pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyh
             for line in source.take_pending() {
                 printer.line(&id, nth, &line)?;
             }
+            if printer.renders(nth) {
+                if let Some(line) = crate::tail::closing_line(source) {
+                    printer.shown(&id, nth, &line)?;
+                }
+            }
             codes[nth] = Some(exit_code(&session));
         }
         printer.flush()?;

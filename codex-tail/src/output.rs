@@ -77,17 +77,42 @@ impl Printer {
             buf.extend_from_slice(b"}\n");
             return self.write(Stream::Stdout, &buf);
         }
-        if self.is_events(nth, line.stream) && !self.raw {
+        for shown in self.display(nth, line) {
+            self.plain(id, nth, &shown)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the `nth` session's stdout is shown rendered for people
+    /// (an exec session, without `--raw` or `--json`).
+    pub fn renders(&self, nth: usize) -> bool {
+        !self.json && !self.raw && self.exec.get(nth).copied().unwrap_or(false)
+    }
+
+    /// The lines `line` of the `nth` session shows as: rendered events for
+    /// people, else the line itself.
+    pub fn display(&self, nth: usize, line: &Line) -> Vec<Line> {
+        if self.renders(nth) && line.stream == Stream::Stdout {
             if let Some(rendered) = render(&line.text) {
-                for text in rendered {
-                    let shown = Line {
+                return rendered
+                    .into_iter()
+                    .map(|text| Line {
                         text: text.into_bytes(),
                         ..line.clone()
-                    };
-                    self.plain(id, nth, &shown)?;
-                }
-                return Ok(());
+                    })
+                    .collect();
             }
+        }
+        vec![line.clone()]
+    }
+
+    /// Prints a line that is already in its shown form (see [`display`]).
+    ///
+    /// [`display`]: Printer::display
+    pub fn shown(&mut self, id: &str, nth: usize, line: &Line) -> io::Result<()> {
+        if self.json {
+            // Never rendered: the line as it is, in JSON.
+            return self.line(id, nth, line);
         }
         self.plain(id, nth, line)
     }

@@ -5,6 +5,26 @@
 
 use serde_json::Value;
 
+/// How many of a command's last output lines the rendered view shows.
+pub const OUTPUT_LINES: usize = 5;
+
+/// The line that closes the rendered view of a session that did not end by
+/// itself: stopped by its `--timeout`, killed by a signal, or ended with
+/// the status of one (codex exits 128+N when signal N stops it).
+pub fn closing(record: &shared::Record) -> Option<String> {
+    let signal = record.signal.clone().or_else(|| {
+        let code = record.exit_code?;
+        let signo = code.checked_sub(128).filter(|n| (1..=64).contains(n))?;
+        let name = nix::sys::signal::Signal::try_from(signo).ok()?.as_str();
+        Some(format!("{name} (exit {code})"))
+    });
+    match (record.timed_out, signal) {
+        (true, Some(sig)) => Some(format!("── timed out, stopped by {sig}")),
+        (true, None) => Some("── timed out".to_string()),
+        (false, Some(sig)) => Some(format!("── stopped by {sig}")),
+        (false, None) => None,
+    }
+}
 /// How one line of an exec session's stdout reads for people: `None` to
 /// print it as it is, else the lines to print (possibly none).
 pub fn render(line: &[u8]) -> Option<Vec<String>> {
@@ -49,10 +69,17 @@ fn item(phase: &str, item: &Value) -> Option<Vec<String>> {
         "reasoning" if done => prefixed("thinking: ", "          ", &text("text")),
         "command_execution" if phase == "item.started" => vec![format!("$ {}", text("command"))],
         "command_execution" if done => {
-            let mut lines: Vec<String> = text("aggregated_output")
-                .lines()
-                .map(|l| format!("  {l}"))
-                .collect();
+            let output = text("aggregated_output");
+            let all: Vec<&str> = output.lines().collect();
+            let shown = all.len().min(OUTPUT_LINES);
+            let mut lines = Vec::with_capacity(shown + 2);
+            if all.len() > shown {
+                lines.push(format!(
+                    "  … {} earlier lines of output (--raw shows them)",
+                    all.len() - shown
+                ));
+            }
+            lines.extend(all[all.len() - shown..].iter().map(|l| format!("  {l}")));
             match item.get("exit_code").and_then(Value::as_i64) {
                 Some(code) => lines.push(format!("  → exit {code}")),
                 None => lines.push(format!("  → {}", text("status"))),
@@ -158,6 +185,26 @@ mod tests {
         assert_eq!(
             r(r#"{"type":"turn.failed","error":{"message":"boom"}}"#).unwrap(),
             ["── turn failed: boom"]
+        );
+    }
+
+    #[test]
+    fn long_command_output_is_cut_to_its_end() {
+        let output: String = (1..=3000).map(|i| format!("line {i}\n")).collect();
+        let event = serde_json::json!({"type":"item.completed","item":{
+            "type":"command_execution","command":"seq","aggregated_output":output,"exit_code":0}});
+        let lines = render(event.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            lines,
+            [
+                "  … 2995 earlier lines of output (--raw shows them)",
+                "  line 2996",
+                "  line 2997",
+                "  line 2998",
+                "  line 2999",
+                "  line 3000",
+                "  → exit 0"
+            ]
         );
     }
 

@@ -10,7 +10,8 @@ use shared::{Access, Selector, Session};
 use crate::cli::{Cli, Lines};
 use crate::follow::follow;
 use crate::output::Printer;
-use shared::output::{Source, Window};
+use crate::render;
+use shared::output::{Line, Source, Window};
 
 /// Runs codex-tail; returns the exit status.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
@@ -67,11 +68,23 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             continue;
         }
         let lines = match cli.lines {
+            // Rendered, `-n N` is N lines of what people see, not N events.
+            Lines::Last(n) if printer.renders(nth) => {
+                last_shown(source, &printer, nth, n, &window, cli.follow)?
+            }
             Lines::Last(n) => source.last_lines(n, &window, cli.follow)?,
-            Lines::From(first) => source.lines_from(first, &window, cli.follow)?,
+            Lines::From(first) => {
+                let lines = source.lines_from(first, &window, cli.follow)?;
+                let mut shown: Vec<Line> =
+                    lines.iter().flat_map(|l| printer.display(nth, l)).collect();
+                if !cli.follow && printer.renders(nth) {
+                    shown.extend(closing_line(source));
+                }
+                shown
+            }
         };
         for line in &lines {
-            printer.line(&id, nth, line)?;
+            printer.shown(&id, nth, line)?;
         }
     }
     printer.flush()?;
@@ -79,4 +92,51 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         return Ok(follow(&mut sources, &mut printer, &window)?);
     }
     Ok(0)
+}
+
+/// The last `n` lines the `nth` session shows rendered: events are read
+/// back from the end, twice as many each time, until they render to `n`
+/// lines or the log is read whole. An ended session that was killed or
+/// timed out closes with a line saying so.
+fn last_shown(
+    source: &mut Source,
+    printer: &Printer,
+    nth: usize,
+    n: usize,
+    window: &Window,
+    follow: bool,
+) -> anyhow::Result<Vec<Line>> {
+    let closing: Vec<Line> = if follow {
+        Vec::new()
+    } else {
+        closing_line(source).into_iter().collect()
+    };
+    let want = n.saturating_sub(closing.len());
+    let mut events = want.max(1);
+    let mut shown = loop {
+        let lines = source.last_lines(events, window, follow)?;
+        let shown: Vec<Line> = lines.iter().flat_map(|l| printer.display(nth, l)).collect();
+        if shown.len() >= want || lines.len() < events {
+            break shown;
+        }
+        events = events.saturating_mul(2);
+    };
+    shown.drain(..shown.len().saturating_sub(want));
+    shown.extend(closing.into_iter().take(n));
+    Ok(shown)
+}
+
+/// The line closing the rendered view of `source`'s session when it was
+/// killed or timed out (see [`render::closing`]).
+pub fn closing_line(source: &Source) -> Option<Line> {
+    let session = Session::load(source.id.clone(), source.dir.clone());
+    if !session.status.is_over() {
+        return None;
+    }
+    let text = render::closing(session.record.as_ref().ok()?)?;
+    Some(Line {
+        stream: shared::layout::Stream::Stdout,
+        time: None,
+        text: text.into_bytes(),
+    })
 }

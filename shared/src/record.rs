@@ -113,6 +113,13 @@ pub struct Record {
     /// `--max-log-size`, in bytes.
     #[serde(default)]
     pub max_log_size: Option<u64>,
+    /// Exec and repl sessions: codex's options as given (normalised to
+    /// `--long[=VALUE]`), which a resumed session takes over.
+    #[serde(default)]
+    pub codex_options: Vec<String>,
+    /// The session this one continues (`exec --resume`), by id.
+    #[serde(default)]
+    pub continues: Option<String>,
     /// When codex-spawn created the session.
     pub created_at: Timestamp,
     /// The host that runs the session.

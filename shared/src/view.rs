@@ -44,6 +44,8 @@ pub struct View {
     pub argv: Vec<String>,
     /// The start of the prompt (exec and repl sessions).
     pub prompt: Option<String>,
+    /// The session this one continues (`exec --resume`), by id.
+    pub continues: Option<String>,
     /// Whether the command runs in a pty.
     pub tty: bool,
     /// Whether the command's stdin is open for input.
@@ -85,6 +87,7 @@ impl View {
             cwd: r.map(|r| r.cwd.clone()),
             argv: r.map(|r| r.argv.clone()).unwrap_or_default(),
             prompt: r.and_then(|r| r.prompt.clone()),
+            continues: r.and_then(|r| r.continues.clone()),
             tty: r.is_some_and(|r| r.tty),
             stdin: r.is_some_and(|r| r.stdin),
             labels: r.map(|r| r.labels.clone()).unwrap_or_default(),

@@ -586,15 +586,15 @@ fn repl_runs_the_codex_binary_in_a_tty() {
     out.expect_success();
     let row: Value = serde_json::from_str(out.stdout_str().trim())
         .unwrap_or_else(|e| out.fail(&format!("not one JSON line: {e}")));
-    let argv = [s(&fake), "--model", "m1", "say hi"];
+    let argv = [s(&fake), "--model=m1", "--no-daemon", "say hi"];
     out.check(row["kind"] == "repl", "kind should be repl")
         .check(row["tty"] == true, "tty should be true")
         .check(row["status"] == "running", "status should be running")
         .check(
             row["argv"] == serde_json::json!(argv),
-            "argv should be [bin, CODEX_ARGS..., PROMPT]",
+            "argv should be [bin, CODEX_OPTIONS..., --no-daemon, PROMPT]",
         );
-    let printed = format!("argv: <{}> <--model> <m1> <say hi>", s(&fake));
+    let printed = format!("argv: <{}> <--model=m1> <--no-daemon> <say hi>", s(&fake));
     wait_log(&t, &id, "the argv", |l| l.contains(&printed));
 
     // It takes input like the interactive program it stands for: the

@@ -413,24 +413,30 @@ fn exec_resume_continues_the_same_thread() {
             Reply::message("Second answer."),
         ],
     );
-    let first = c.exec(&t, &[], "first question");
+    // The first runs in its own directory, with codex options; the
+    // follow-up is spawned from another directory, without them.
+    let work = t.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let first = c.spawn(
+        &t,
+        &["-C", s(&work)],
+        &[
+            "exec",
+            "-s",
+            "read-only",
+            "first question",
+            "-c",
+            "model_reasoning_effort=\"low\"",
+            "--skip-git-repo-check",
+        ],
+    );
     let rec1 = c.wait_ended(&t, &first);
     assert_eq!(rec1["exit_code"], 0, "{rec1:#}\n{}", c.context(&t, &first));
     let a1 = agent(&t, &first);
     let thread = a1["thread_id"].as_str().unwrap_or("").to_string();
     assert!(!thread.is_empty(), "{a1:#}");
 
-    let second = c.spawn(
-        &t,
-        &[],
-        &[
-            "exec",
-            "--resume",
-            &first,
-            "follow up",
-            "--skip-git-repo-check",
-        ],
-    );
+    let second = c.spawn(&t, &[], &["exec", "follow up", "--resume", &first]);
     assert_ne!(second, first);
     let rec2 = c.wait_ended(&t, &second);
     let argv = strs(&rec2["argv"]);
@@ -440,6 +446,8 @@ fn exec_resume_continues_the_same_thread() {
             &[
                 "exec",
                 "--json",
+                "--sandbox=read-only",
+                "--config=model_reasoning_effort=\"low\"",
                 "--skip-git-repo-check",
                 "resume",
                 &thread,
@@ -447,7 +455,20 @@ fn exec_resume_continues_the_same_thread() {
             ]
             .map(String::from)[..]
         ),
-        "{rec2:#}"
+        "the follow-up takes over the first's options\n{rec2:#}"
+    );
+    assert_eq!(
+        rec2["cwd"],
+        s(&work),
+        "it runs where the thread ran: {rec2:#}"
+    );
+    let row = ps_json(&t, &second);
+    assert_eq!(row["continues"], first.as_str(), "{row:#}");
+    assert!(ps_json(&t, &first)["continues"].is_null());
+    let table = t.tool("codex-ps", &["--no-trunc", &second]);
+    table.check(
+        table.stdout_str().contains(&format!("after {first}")),
+        "the table shows the chain",
     );
     assert_eq!(rec2["exit_code"], 0, "{rec2:#}\n{}", c.context(&t, &second));
     assert_eq!(rec2["prompt"], "follow up", "{rec2:#}");
@@ -572,4 +593,156 @@ fn repl_attach_shows_the_answers_detach_keeps_it_and_rm_ends_it() {
         describe_pids(&left)
     );
     assert!(!t.session_dir(&id).exists(), "{}", t.listing());
+}
+
+// ---------------------------------------------------------------------
+// A fleet's view: tails by rendered line, killed sessions, repls side by side
+
+/// `codex-tail -n 3` of an exec session whose command printed 3,000 lines
+/// prints 3 lines of the rendered view, the command's output cut to its
+/// end with a count; --raw keeps everything.
+#[test]
+fn tail_n_counts_rendered_lines_and_cuts_long_output() {
+    let t = TestRoot::new("codex-tail-n");
+    let c = Codex::new(&t, [Reply::shell("seq 3000"), Reply::message("Counted.")]);
+    let id = c.exec(&t, &[], "count to 3000");
+    let rec = c.wait_ended(&t, &id);
+    assert_eq!(rec["exit_code"], 0, "{rec:#}\n{}", c.context(&t, &id));
+    let out = t.tool("codex-tail", &["-n", "3", &id]);
+    out.expect_success();
+    let text = out.stdout_str();
+    let lines: Vec<&str> = text.lines().collect();
+    out.check(lines.len() == 3, "-n 3 prints 3 lines");
+    out.check(lines[1] == "codex> Counted.", "the answer is among them");
+    let all = t.tool("codex-tail", &["-n", "all", &id]);
+    let text = all.stdout_str();
+    all.check(text.lines().count() < 40, "the rendered view is short")
+        .check(text.contains("earlier lines of output"), "the cut says so")
+        .check(text.contains("  3000"), "the output's end is shown");
+    let raw = t.tool("codex-tail", &["--raw", "-n", "all", &id]);
+    raw.check(
+        raw.stdout_str().contains("2999\\n3000"),
+        "--raw keeps it all",
+    );
+}
+
+/// An exec session stopped by its --timeout ends its rendered view with a
+/// line saying so, in codex-tail and in codex-tail -f.
+#[test]
+fn a_stopped_session_closes_its_rendered_view() {
+    let t = TestRoot::new("codex-closing");
+    let c = Codex::new(&t, [Reply::slow("never seen")]);
+    let home = format!("CODEX_HOME={}", s(&c.home));
+    let id = t
+        .spawn_cmd()
+        .env("HOME", t.path())
+        .args([
+            "--codex-bin",
+            s(&c.bin),
+            "-e",
+            &home,
+            "--timeout",
+            "3s",
+            "exec",
+            "take your time",
+            "--skip-git-repo-check",
+        ])
+        .run()
+        .id();
+    let follow = t
+        .tool_cmd("codex-tail")
+        .args(["-f", &id])
+        .timeout(CODEX_WAIT)
+        .run();
+    let rec = t.record(&id);
+    assert_eq!(rec["timed_out"], true, "{rec:#}\n{}", c.context(&t, &id));
+    let last = |out: &Output| out.stdout_str().lines().last().unwrap_or("").to_string();
+    follow.check(
+        last(&follow).starts_with("── timed out"),
+        "codex-tail -f ends with the closing line",
+    );
+    let out = t.tool("codex-tail", &["-n", "2", &id]);
+    out.check(out.stdout_str().lines().count() == 2, "-n 2: two lines")
+        .check(
+            last(&out).starts_with("── timed out"),
+            "the closing line is last",
+        );
+    let raw = t.tool("codex-tail", &["--raw", &id]);
+    raw.check(
+        !raw.stdout_str().contains("── timed out"),
+        "--raw is the stream alone",
+    );
+}
+
+/// Two repls side by side, the first with a prompt and an option, the
+/// second with only codex's flags: each runs its own codex with no shared
+/// server, so removing the first leaves the second answering through
+/// codex-attach. A repl without a prompt shows where it runs, not codex's
+/// path.
+#[test]
+fn two_repls_the_first_removed_the_second_still_answers() {
+    let t = TestRoot::new("codex-2repl");
+    let work = t.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let c = Codex::new(
+        &t,
+        [
+            Reply::message("Answer to the first repl."),
+            Reply::message("Answer to the second repl."),
+        ],
+    );
+    let first = c.spawn(&t, &["-C", s(&work)], &["repl", "hello first", "--search"]);
+    let ctx1 = || c.context(&t, &first);
+    if !eventually(CODEX_WAIT, || c.server.turns().len() == 1) {
+        panic!("the first repl never asked the model\n{}", ctx1());
+    }
+    let second = c.spawn(&t, &["-C", s(&work)], &["repl", "--no-daemon"]);
+    let rec = t.record(&second);
+    let argv = strs(&rec["argv"]);
+    assert_eq!(
+        argv[1..],
+        ["--no-daemon"],
+        "no prompt, the flag once: {rec:#}"
+    );
+    assert!(rec["prompt"].is_null(), "{rec:#}");
+    let argv1 = strs(&t.record(&first)["argv"]);
+    assert_eq!(argv1[1..], ["--search", "--no-daemon", "hello first"]);
+    let table = t.tool("codex-ps", &["--no-trunc", &second]);
+    table.check(
+        table
+            .stdout_str()
+            .contains(&format!("interactive, in {}", s(&work))),
+        "PROMPT says where it runs",
+    );
+
+    // The first goes, with everything it started.
+    t.tool("codex-rm", &["-f", &first]).expect_success();
+    let second_pid = int(&t.record(&second), "pid") as i32;
+    assert!(
+        is_alive(second_pid),
+        "the second repl's codex died with the first"
+    );
+
+    let ctx = || c.context(&t, &second);
+    let tmux = Tmux::shell(&t, (100, 30), "xterm-256color", SCREEN_WAIT);
+    tmux.type_line(&format!("codex-attach --root {} {second}", s(t.root())));
+    tmux.wait_screen_or(
+        "the second repl's composer",
+        |l| !l.iter().any(|l| l.starts_with(OUT.1)) && l.iter().any(|l| !l.trim().is_empty()),
+        ctx,
+    );
+    tmux.type_text("hello second");
+    tmux.wait_screen_or(
+        "the prompt in the composer",
+        |l| shows(l, "hello second"),
+        ctx,
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen_or(
+        "the second repl's answer",
+        |l| shows(l, "Answer to the second repl."),
+        ctx,
+    );
+    tmux.keys(&["C-\\"]);
+    t.tool("codex-rm", &["-f", &second]).expect_success();
 }

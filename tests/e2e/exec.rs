@@ -62,8 +62,8 @@ fn exec_runs_codex_exec_json_with_the_prompt_on_stdin() {
     assert_eq!(rec["prompt"], "p q", "{rec:#}");
     assert_eq!(
         read_string(&d.join("argv")),
-        "exec\n--json\n-m\nx\n-\n",
-        "codex must run as `exec --json CODEX_ARGS -`"
+        "exec\n--json\n--model=x\n-\n",
+        "codex must run as `exec --json CODEX_OPTIONS -`, options as --long=VALUE"
     );
     // `cat` returned, so stdin reached EOF; and it held exactly the prompt.
     assert_eq!(read_string(&d.join("stdin")), "p q");
@@ -78,9 +78,54 @@ fn exec_runs_codex_exec_json_with_the_prompt_on_stdin() {
         .collect();
     assert_eq!(
         argv.get(1..),
-        Some(&["exec", "--json", "-m", "x", "-"][..]),
+        Some(&["exec", "--json", "--model=x", "-"][..]),
         "{rec:#}"
     );
+    // Codex's options before the prompt mean the same; a flag is never
+    // taken for the prompt.
+    for (n, words) in [
+        &["-m", "x", "p q"][..],
+        &["--model=x", "p q"],
+        &["-mx", "p q"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let d = fake_out(&t, &format!("order-{n}"));
+        let id = t.spawn_id(
+            &[
+                &[
+                    "--codex-bin",
+                    s(&fake),
+                    "-e",
+                    &format!("FAKE_OUT={}", s(&d)),
+                    "exec",
+                ][..],
+                words,
+            ]
+            .concat(),
+        );
+        let rec = t.wait_ended(&id, WAIT);
+        assert_eq!(rec["prompt"], "p q", "{words:?}: {rec:#}");
+        assert_eq!(read_string(&d.join("stdin")), "p q", "{words:?}");
+        assert_eq!(
+            read_string(&d.join("argv")),
+            "exec\n--json\n--model=x\n-\n",
+            "{words:?}"
+        );
+    }
+    // What cannot be read is refused, naming it, and nothing is created.
+    let before = t.entries();
+    for (words, needle) in [
+        (&["--bogus", "p"][..], "--bogus"),
+        (&["p", "-m"], "-m"),
+        (&["one", "two"], "two"),
+        (&["-m", "x"], "PROMPT"),
+    ] {
+        let out = t.spawn(&[&["--codex-bin", s(&fake), "exec"][..], words].concat());
+        out.expect_code(2).expect_usage_error_naming(needle);
+    }
+    assert_eq!(t.entries(), before, "{}", t.listing());
 }
 
 #[test]
