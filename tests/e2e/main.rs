@@ -3,12 +3,14 @@
 //! started. Build first: `cargo build --workspace && cargo test -p codex-tests`.
 
 mod abuse;
+mod agent;
 mod attach;
 mod cli;
 mod codex;
 mod exec;
 mod faults;
 mod load;
+mod ownership;
 mod ps;
 mod rm;
 mod security;
