@@ -5,6 +5,7 @@
 mod abuse;
 mod agent;
 mod attach;
+mod bytes;
 mod cli;
 mod codex;
 mod exec;

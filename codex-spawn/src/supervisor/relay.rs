@@ -19,7 +19,7 @@ use shared::stop;
 use crate::agent::Watcher;
 use crate::children::Children;
 use crate::logs::Logs;
-use crate::output::Output;
+use crate::output::{Consumers, Output};
 use crate::server::Server;
 use crate::signals::{Arrival, Signals};
 use crate::state;
@@ -48,17 +48,33 @@ impl Supervisor {
     pub fn run(mut self) -> shared::Result<()> {
         while !self.done() {
             let ready = self.wait()?;
+            let to = Consumers {
+                server: &mut self.server,
+                watcher: &mut self.watcher,
+            };
+            // Who needs the bytes may have changed (a client attached).
+            self.output.allow_splice(&to);
             self.take_signals();
-            self.output
-                .on_ready(ready, &mut self.logs, &mut self.server);
+            let mut to = Consumers {
+                server: &mut self.server,
+                watcher: &mut self.watcher,
+            };
+            self.output.on_ready(ready, &mut self.logs, &mut to);
             self.check_deadlines(Instant::now());
             if self.children.all_ended() {
                 // Every writer we know of is gone: take what is left.
                 self.take_signals();
-                self.output.take_rest(&mut self.logs, &mut self.server);
+                let mut to = Consumers {
+                    server: &mut self.server,
+                    watcher: &mut self.watcher,
+                };
+                self.output.take_rest(&mut self.logs, &mut to);
             }
-            self.output
-                .flush(&mut self.logs, &mut self.server, &mut self.watcher);
+            let mut to = Consumers {
+                server: &mut self.server,
+                watcher: &mut self.watcher,
+            };
+            self.output.flush(&mut self.logs, &mut to);
             self.note_agent(Instant::now());
             self.serve();
         }
@@ -112,9 +128,13 @@ impl Supervisor {
     /// they come, so output keeps the order it was written in.
     fn take_signals(&mut self) {
         let (output, logs, children) = (&mut self.output, &mut self.logs, &mut self.children);
+        let mut to = Consumers {
+            server: &mut self.server,
+            watcher: &mut self.watcher,
+        };
         self.signals.take(|arrival| match arrival {
-            Arrival::Write(fd) => output.on_write(fd, logs),
-            Arrival::Overflow => output.on_overflow(logs),
+            Arrival::Write(fd) => output.on_write(fd, logs, &mut to),
+            Arrival::Overflow => output.on_overflow(logs, &mut to),
             Arrival::Stop(grace) => children.stop(grace),
             Arrival::Child => {}
         });
