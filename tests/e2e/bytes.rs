@@ -134,3 +134,75 @@ fn a_client_attached_to_an_idle_session_gets_its_first_burst() {
         String::from_utf8_lossy(&got[got.len().saturating_sub(40)..])
     );
 }
+
+/// The CPU time process `pid` has used, in clock ticks (utime + stime).
+fn cpu_ticks(pid: i32) -> u64 {
+    stat(pid).map_or(0, |f| {
+        f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0)
+    })
+}
+
+#[test]
+fn a_flood_of_connections_neither_spins_nor_stops_the_supervisor() {
+    use std::os::unix::net::UnixStream;
+    let t = TestRoot::new("bytes-flood");
+    // A low descriptor limit, so that the flood exhausts it.
+    let spawn = bin("codex-spawn");
+    bin("codex-supervisor");
+    let script = "i=0; while [ $i -lt 40 ]; do echo line $i; i=$((i+1)); sleep 0.05; done";
+    let out = t
+        .command("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 40 && exec {} -- sh -c {}",
+            sh_quote(s(&spawn)),
+            sh_quote(script)
+        ))
+        .run();
+    let id = out.id();
+    let rec = t.record(&id);
+    let supervisor = int(&rec, "supervisor_pid") as i32;
+    let sock = t.session_dir(&id).join("attach.sock");
+    // 300 connections that never say hello, held open.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        if let Ok(c) = UnixStream::connect(&sock) {
+            held.push(c);
+        }
+    }
+    let before = cpu_ticks(supervisor);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    let spent = cpu_ticks(supervisor) - before;
+    assert!(
+        spent < 40,
+        "the supervisor spent {spent} ticks of CPU in {:?} with {} connections waiting",
+        started.elapsed(),
+        held.len()
+    );
+    let rec = t.wait_ended(&id, WAIT);
+    assert_eq!(rec["exit_code"], 0, "{rec:#}");
+    let log = String::from_utf8_lossy(&t.read(&id, "stdout.log")).into_owned();
+    assert_eq!(log.lines().count(), 40, "the log lost lines:\n{log}");
+    drop(held);
+}
+
+#[test]
+fn a_connection_that_never_says_hello_is_closed() {
+    use std::os::unix::net::UnixStream;
+    let t = TestRoot::new("bytes-hello");
+    let id = t.spawn_id(&["--", "sleep", "300"]);
+    t.wait_status(&id, |s| s == Status::Running, WAIT);
+    let mut c = UnixStream::connect(t.session_dir(&id).join("attach.sock")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = c.read(&mut buf);
+    assert!(
+        matches!(n, Ok(0)) && started.elapsed() < Duration::from_secs(8),
+        "a silent connection was not closed: {n:?} after {:?}",
+        started.elapsed()
+    );
+    t.tool("codex-rm", &["-f", "--grace", "1s", &id])
+        .expect_success();
+}

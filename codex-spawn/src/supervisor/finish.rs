@@ -24,6 +24,11 @@ impl Supervisor {
     /// Writes the final record, durably, and ends the supervision.
     pub(crate) fn finish(mut self) -> shared::Result<()> {
         let exit = self.children.exit();
+        if let Some(server) = &mut self.server {
+            // The final record needs descriptors: whatever a flood of
+            // connections took, the spare one is there for it.
+            server.release_spare();
+        }
         if let Some(w) = self.watcher.as_mut() {
             // The agent is not working once the session is over.
             w.finish();

@@ -166,6 +166,7 @@ impl Supervisor {
             self.children.deadline(),
             self.output.deadline(),
             self.watcher.as_ref().and_then(Watcher::deadline),
+            self.server.as_ref().and_then(Server::deadline),
         ]
         .into_iter()
         .flatten()
@@ -174,6 +175,9 @@ impl Supervisor {
 
     fn check_deadlines(&mut self, now: Instant) {
         self.output.check_deadline(now);
+        if let Some(server) = &mut self.server {
+            server.check_deadline(now);
+        }
         self.note_agent(now);
         if self.children.exit().is_none() && self.timeout_at.is_some_and(|t| t <= now) {
             self.timeout_at = None;
