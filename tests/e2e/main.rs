@@ -18,3 +18,4 @@ mod security;
 mod spawn;
 mod support;
 mod tail;
+mod tail_truth;
