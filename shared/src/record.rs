@@ -170,6 +170,12 @@ pub struct Record {
     /// Bytes of stderr logged (all files, rotated ones included).
     #[serde(default)]
     pub stderr_bytes: u64,
+    /// While the command runs: per stream (stdout, stderr), the bytes
+    /// logged before its current log file began (rotation); a reader adds
+    /// the current file's size to get the bytes logged so far, the same
+    /// count as `stdout_bytes`/`stderr_bytes` once the session is over.
+    #[serde(default)]
+    pub rotated_bytes: [u64; 2],
     /// Bytes of output that could not be logged (disk full, file size limit).
     #[serde(default)]
     pub dropped_bytes: u64,

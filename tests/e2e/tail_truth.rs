@@ -95,3 +95,31 @@ fn a_printed_time_given_back_selects_its_line() {
         );
     }
 }
+
+#[test]
+fn bytes_logged_mean_the_same_while_running_and_after_rotations() {
+    let t = TestRoot::new("tail-bytes");
+    let gate = t.path().join("gate");
+    let script = format!(
+        "i=0; while [ $i -lt 50 ]; do printf '%099d\\n' $i; i=$((i+1)); done; \
+         while [ ! -e {} ]; do sleep 0.02; done",
+        sh_quote(s(&gate))
+    );
+    // 5,000 bytes through 1,000-byte logs: four rotations.
+    let id = t.spawn_id(&["--max-log-size", "1000", "--", "sh", "-c", &script]);
+    let ps = || -> Value {
+        let out = t.tool("codex-ps", &["--json", &id]);
+        out.expect_success();
+        serde_json::from_str(out.stdout_str().trim()).unwrap()
+    };
+    let running = eventually(Duration::from_secs(5), || ps()["stdout_bytes"] == 5000);
+    let row = ps();
+    assert!(
+        running && row["status"] == "running",
+        "while running, stdout_bytes should count every byte logged: {row:#}"
+    );
+    std::fs::write(&gate, "").unwrap();
+    t.wait_ended(&id, WAIT);
+    let row = ps();
+    assert_eq!(row["stdout_bytes"], 5000, "after the end: {row:#}");
+}

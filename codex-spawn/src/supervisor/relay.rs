@@ -76,6 +76,7 @@ impl Supervisor {
             };
             self.output.flush(&mut self.logs, &mut to);
             self.note_agent(Instant::now());
+            self.note_rotation();
             self.serve();
         }
         self.finish()
@@ -185,6 +186,19 @@ impl Supervisor {
             self.children.stop(stop::DEFAULT_GRACE);
         }
         self.children.check_deadline(now);
+    }
+
+    /// After a rotation, records where the current log files begin, so
+    /// that readers count the bytes logged so far as the final record will.
+    fn note_rotation(&mut self) {
+        let rotated = self.logs.rotated_bytes();
+        if rotated != self.record.rotated_bytes {
+            let was = std::mem::replace(&mut self.record.rotated_bytes, rotated);
+            if !state::rewrite(&self.record, &self.dir) {
+                // Tried again after the next read.
+                self.record.rotated_bytes = was;
+            }
+        }
     }
 
     /// Writes the agent summary when it is due: at once at a turn's end,
