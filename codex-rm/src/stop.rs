@@ -64,8 +64,8 @@ pub fn ask_to_stop(session: &Session, grace: Duration) -> anyhow::Result<Option<
         .supervisor_pid
         .context("the record names no supervisor")?;
     let pid = match host::liveness(
-        &record.host,
         record.boot_id.as_deref(),
+        record.pid_ns.as_deref(),
         pid,
         record.supervisor_start_time,
     ) {
@@ -93,8 +93,8 @@ pub fn wait_stopped(session: &Session, asked: Asked, grace: Duration) -> anyhow:
             escalated = true;
             if let Some(pid) = pid.filter(|&pid| {
                 host::liveness(
-                    &record.host,
                     record.boot_id.as_deref(),
+                    record.pid_ns.as_deref(),
                     pid,
                     record.supervisor_start_time,
                 ) == Liveness::Same
@@ -150,20 +150,31 @@ pub fn leftovers(session: &Session) -> anyhow::Result<Vec<i32>> {
     let Ok(record) = &session.record else {
         return Ok(Vec::new());
     };
-    if !record.host.is_empty() && record.host != host::hostname() {
-        bail!(
-            "it ran on host {}: its processes cannot be checked from here",
-            record.host
-        );
-    }
-    if record.boot_id.is_some() && record.boot_id != host::boot_id() {
-        return Ok(Vec::new());
+    // The boot id says "this machine" (a machine renamed since is still
+    // this one); failing that, the host name.
+    if !host::same_boot(record.boot_id.as_deref(), record.pid_ns.as_deref()) {
+        if !record.host.is_empty() && record.host != host::hostname() {
+            bail!(
+                "it ran on host {}: its processes cannot be checked from here",
+                record.host
+            );
+        }
+        // This host, another boot: nothing of it still runs.
+        if record.boot_id.is_some() {
+            return Ok(Vec::new());
+        }
     }
     let since = record
         .pid_start_time
         .or(record.supervisor_start_time)
         .unwrap_or(0);
-    Ok(host::session_processes(session.id.as_str(), since))
+    // The session's own token; records made before tokens existed name
+    // their processes by id.
+    let marker = match &record.token {
+        Some(token) => format!("{}={token}", host::SESSION_VAR),
+        None => format!("CODEX_BACKGROUND_ID={}", session.id),
+    };
+    Ok(host::session_processes(&marker, since))
 }
 
 /// Kills a lost session's leftovers: SIGTERM, then SIGKILL after `grace`

@@ -15,7 +15,7 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::stat::{umask, Mode as FileMode};
 
 use ::cli::Failure;
-use shared::launch::{Report, SupervisorArgs, SUPERVISOR_BIN};
+use shared::launch::{self, Report, SupervisorArgs, SUPERVISOR_BIN};
 use shared::record::{Kind, Record};
 use shared::view::View;
 use shared::{Access, Session, SessionId};
@@ -75,11 +75,12 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         continues: request.continues.clone(),
         ..Record::new(request.kind, request.argv.clone(), cwd)
     };
+    let token = record.token.clone().unwrap_or_default();
     let created = root
         .create_session(name.as_ref(), record, request.prompt.as_deref())
         .context("creating the session")?;
 
-    match start_supervisor(&created.dir, created.lock.as_fd(), &o.env) {
+    match start_supervisor(&created.dir, created.lock.as_fd(), &o.env, &token) {
         Ok(()) => {}
         Err(failure) => {
             // Nothing ran: leave nothing behind. We still hold the lock, so
@@ -250,11 +251,13 @@ fn preview(prompt: &[u8]) -> String {
         .collect()
 }
 
-/// Starts the supervisor for the session in `dir` and waits for its report.
+/// Starts the supervisor for the session in `dir` (whose token is `token`)
+/// and waits for its report.
 fn start_supervisor(
     dir: &Path,
     lock: BorrowedFd<'_>,
     env: &[(String, String)],
+    token: &str,
 ) -> Result<(), Failure> {
     let exe = env::current_exe().context("finding codex-spawn's own path")?;
     let supervisor = exe.with_file_name(SUPERVISOR_BIN);
@@ -275,9 +278,25 @@ fn start_supervisor(
         report_fd: report_write.as_raw_fd(),
         umask: mask.bits(),
     };
-    let mut child = Command::new(&supervisor)
+    let mut command = Command::new(&supervisor);
+    // The `--env` values travel under other names, for the command alone
+    // (see `launch::ENV_PREFIX`); stale carriers are not passed on. The
+    // supervisor carries its session's token, and not the id or token of
+    // a session codex-spawn itself runs in: it is not that session's.
+    for (name, _) in env::vars_os() {
+        if name
+            .to_str()
+            .is_some_and(|n| n.starts_with(launch::ENV_PREFIX))
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env_remove("CODEX_BACKGROUND_ID")
+        .env(shared::host::SESSION_VAR, token)
+        .envs(launch::encode_env(env));
+    let mut child = command
         .args(args.to_args())
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

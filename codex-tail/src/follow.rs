@@ -12,7 +12,7 @@ use std::time::Duration;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use shared::{Session, Status};
+use shared::{Session, Status, Timestamp};
 
 use crate::output::Printer;
 use shared::output::{Source, Window};
@@ -23,9 +23,10 @@ const IDLE_WAKE: u16 = 5000;
 /// How often to look where inotify is refused.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Follows `sources` until all have ended; returns the exit status: the
-/// first non-zero exit code among them, else 0; 125 for a session that is
-/// lost, failed or gone.
+/// Follows `sources` until all have ended, or the `--until` time has
+/// passed; returns the exit status: the first non-zero exit code among
+/// those that ended, else 0; 125 for a session that is lost, failed or
+/// gone.
 pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyhow::Result<i32> {
     let inotify = watch(sources);
     let mut codes: Vec<Option<i32>> = vec![None; sources.len()];
@@ -57,14 +58,22 @@ pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyh
             codes[nth] = Some(exit_code(&session));
         }
         printer.flush()?;
-        if codes.iter().all(Option::is_some) {
+        // `--until T`: nothing later can be wanted once T has passed (the
+        // output is taken up to now first, so a line read at T is shown).
+        let past_until = w.until.is_some_and(|u| Timestamp::now() > u);
+        if past_until || codes.iter().all(Option::is_some) {
             let codes: Vec<i32> = codes.into_iter().flatten().collect();
             return Ok(codes.iter().copied().find(|&c| c != 0).unwrap_or(0));
         }
+        // Wake at T to end then.
+        let wake = w.until.map_or(IDLE_WAKE, |u| {
+            let left_ms = (u.0 - Timestamp::now().0).max(0) / 1_000_000 + 1;
+            left_ms.min(i64::from(IDLE_WAKE)) as u16
+        });
         match &inotify {
             Some(inotify) => {
                 let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-                let _ = poll(&mut fds, PollTimeout::from(IDLE_WAKE));
+                let _ = poll(&mut fds, PollTimeout::from(wake));
                 // Drain the events; which ones came does not matter.
                 while let Ok(events) = inotify.read_events() {
                     if events.is_empty() {
@@ -72,7 +81,7 @@ pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyh
                     }
                 }
             }
-            None => std::thread::sleep(POLL_INTERVAL),
+            None => std::thread::sleep(POLL_INTERVAL.min(Duration::from_millis(u64::from(wake)))),
         }
     }
 }

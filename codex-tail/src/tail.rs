@@ -2,10 +2,10 @@
 
 use std::io;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 
 use ::cli::Failure;
-use shared::{Access, Selector, Session};
+use shared::{Access, Selector, Session, Timestamp};
 
 use crate::cli::{Cli, Lines};
 use crate::follow::follow;
@@ -20,11 +20,19 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         which: cli.stream.into(),
         upto: None,
         since: cli.since,
-        until: cli.until,
+        // Printed times have millisecond precision: a time codex-tail
+        // printed, given back, still admits the line it was printed for.
+        until: cli.until.map(end_of_millisecond),
     };
+    // Every selector is checked before anything is read (usage errors).
+    let selectors = cli
+        .selectors
+        .iter()
+        .map(|s| Selector::parse(s, true))
+        .collect::<Result<Vec<_>, _>>()?;
     let root = cli.root.open(Access::Read)?;
     let mut ids = Vec::new();
-    if cli.selectors.is_empty() {
+    if selectors.is_empty() {
         let newest = root.list()?.into_iter().next();
         ids.push(
             newest
@@ -32,28 +40,79 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 .id,
         );
     }
-    for s in &cli.selectors {
-        let id = root.resolve(&Selector::parse(s, true)?)?;
-        if !ids.contains(&id) {
-            ids.push(id);
+    // One selector that fails does not stop the others (as GNU tail goes
+    // on past a missing file): it is reported, and the exit status says so.
+    let several = selectors.len() > 1;
+    let mut failed: Option<anyhow::Error> = None;
+    let mut fail = |e: anyhow::Error| -> anyhow::Result<()> {
+        if !several {
+            return Err(e);
+        }
+        eprintln!("codex-tail: {}", format!("{e:#}").replace('\n', " "));
+        failed = Some(e);
+        Ok(())
+    };
+    for selector in &selectors {
+        match root.resolve(selector) {
+            Ok(id) if !ids.contains(&id) => ids.push(id),
+            Ok(_) => {}
+            Err(e) => fail(e.into())?,
         }
     }
-    let mut sources = ids
-        .into_iter()
-        .map(|id| {
-            let dir = root.session_dir(&id);
-            // A session whose record cannot be read (corrupt, of a newer
-            // format, or a symlink out of the root) is not read at all.
-            let session = Session::load(id.clone(), dir.clone());
-            if let Err(e) = &session.record {
-                bail!("{id} cannot be read: {e}");
+    let mut sources = Vec::new();
+    for id in ids {
+        let dir = root.session_dir(&id);
+        // A session whose record cannot be read (corrupt, of a newer
+        // format, or a symlink out of the root) is not read at all.
+        let session = Session::load(id.clone(), dir.clone());
+        let opened = match &session.record {
+            Err(e) => Err(anyhow!("{id} cannot be read: {e}")),
+            Ok(_) => {
+                Source::open(id.clone(), dir).with_context(|| format!("opening the output of {id}"))
             }
-            Source::open(id.clone(), dir).with_context(|| format!("opening the output of {id}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        };
+        match opened {
+            Ok(source) => sources.push(source),
+            Err(e) => fail(e)?,
+        }
+    }
+    if sources.is_empty() {
+        if let Some(e) = failed {
+            return Err(e.context("no session left to read").into());
+        }
+    }
+    let status = tail(cli, &mut sources, &window)?;
+    Ok(match failed {
+        // Something failed: with -f, codex-tail's own failure (125) unless
+        // a session's own exit code says more; without, 1.
+        Some(_) if cli.follow => {
+            if status == 0 {
+                125
+            } else {
+                status
+            }
+        }
+        Some(_) => 1,
+        None => status,
+    })
+}
 
+/// The last nanosecond of the millisecond `t` falls in, when `t` names a
+/// whole millisecond (as every time codex-tail prints does).
+fn end_of_millisecond(t: Timestamp) -> Timestamp {
+    if t.0 % 1_000_000 == 0 {
+        Timestamp(t.0 + 999_999)
+    } else {
+        t
+    }
+}
+
+/// Prints the ends of `sources` and follows them as `cli` asks; the exit
+/// status.
+fn tail(cli: &Cli, sources: &mut [Source], window: &Window) -> Result<i32, Failure> {
     let colour = ::cli::term::colour(&io::stdout());
     let mut printer = Printer::new(cli.json, cli.timestamps, sources.len() > 1, colour);
+    let window = *window;
     printer.raw = cli.raw;
     printer.exec = sources
         .iter()
@@ -89,7 +148,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     }
     printer.flush()?;
     if cli.follow {
-        return Ok(follow(&mut sources, &mut printer, &window)?);
+        return Ok(follow(sources, &mut printer, &window)?);
     }
     Ok(0)
 }

@@ -16,12 +16,15 @@ const MAX_TEXT: usize = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentState {
-    /// A turn is under way (or about to be).
+    /// A turn is under way (or about to be). Never the state of a session
+    /// that has ended.
     #[default]
     Working,
     /// The last turn completed.
     Done,
-    /// The last turn failed, or codex reported an error.
+    /// The last turn failed (`turn.failed`), or the run ended without
+    /// completing it. Transient errors codex recovers from are not
+    /// failures.
     Failed,
 }
 
@@ -45,15 +48,20 @@ pub struct Agent {
     /// Turns ended (completed or failed).
     #[serde(default)]
     pub turns: u32,
-    /// Input tokens, all turns.
+    /// Input tokens of the thread so far. codex's `turn.completed.usage`
+    /// is the thread's running total (codex 0.169: a resumed thread counts
+    /// its earlier turns too), so the summary keeps the last one reported.
     #[serde(default)]
     pub input_tokens: u64,
     /// Of those, served from the cache.
     #[serde(default)]
     pub cached_input_tokens: u64,
-    /// Output tokens, all turns.
+    /// Output tokens of the thread so far.
     #[serde(default)]
     pub output_tokens: u64,
+    /// Of those, reasoning tokens, when codex reports them.
+    #[serde(default)]
+    pub reasoning_output_tokens: u64,
     /// The last message the agent wrote (its start).
     #[serde(default)]
     pub last_message: Option<String>,
@@ -101,10 +109,13 @@ impl Agent {
                 self.turns += 1;
                 self.state = AgentState::Done;
                 if let Some(usage) = event.get("usage") {
-                    let n = |k: &str| usage.get(k).and_then(Value::as_u64).unwrap_or(0);
-                    self.input_tokens += n("input_tokens");
-                    self.cached_input_tokens += n("cached_input_tokens");
-                    self.output_tokens += n("output_tokens");
+                    // The thread's running total, not this turn's.
+                    let n = |k: &str, was: u64| usage.get(k).and_then(Value::as_u64).unwrap_or(was);
+                    self.input_tokens = n("input_tokens", self.input_tokens);
+                    self.cached_input_tokens = n("cached_input_tokens", self.cached_input_tokens);
+                    self.output_tokens = n("output_tokens", self.output_tokens);
+                    self.reasoning_output_tokens =
+                        n("reasoning_output_tokens", self.reasoning_output_tokens);
                 }
                 Change::TurnEnd
             }
@@ -117,9 +128,11 @@ impl Agent {
                     .or(self.last_error.take());
                 Change::TurnEnd
             }
+            // Transient trouble ("Reconnecting... 1/5", a config warning)
+            // as well as fatal: only `turn.failed`, or the end of the run
+            // without a completed turn, makes the agent failed.
             Some("error") => {
-                self.state = AgentState::Failed;
-                self.last_error = str_at(event, "message");
+                self.last_error = str_at(event, "message").or(self.last_error.take());
                 Change::Some
             }
             Some("item.completed") => {
@@ -137,6 +150,23 @@ impl Agent {
                 }
             }
             _ => Change::None,
+        }
+    }
+}
+
+impl Agent {
+    /// The session has ended: a run that did not end its last turn (no
+    /// turn at all, or one started and never completed: codex refused its
+    /// arguments, found no git repository, was killed...) has failed. Its
+    /// last error stays what codex said, else `stderr_tail` (codex's last
+    /// line on stderr), else `ending` (how the command ended).
+    pub fn end(&mut self, stderr_tail: Option<&str>, ending: &str) {
+        if self.state != AgentState::Working {
+            return;
+        }
+        self.state = AgentState::Failed;
+        if self.last_error.is_none() {
+            self.last_error = Some(clip(stderr_tail.unwrap_or(ending)));
         }
     }
 }
@@ -181,6 +211,50 @@ not json at all
         assert_eq!(a.last_message.as_deref(), Some("All done"));
         assert_eq!(a.state, AgentState::Failed);
         assert_eq!(a.last_error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn usage_is_the_running_total_and_errors_are_not_fatal() {
+        let mut a = Agent::default();
+        for line in [
+            r#"{"type":"turn.started"}"#,
+            r#"{"type":"error","message":"Reconnecting... 1/5"}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":20,"output_tokens":10,"reasoning_output_tokens":4}}"#,
+            r#"{"type":"turn.started"}"#,
+            r#"{"type":"item.completed","item":{"type":"error","message":"warning"}}"#,
+        ] {
+            a.observe_line(line.as_bytes());
+        }
+        assert_eq!(a.state, AgentState::Working);
+        assert_eq!(a.last_error.as_deref(), Some("warning"));
+        a.observe_line(
+            br#"{"type":"turn.completed","usage":{"input_tokens":30,"output_tokens":15,"reasoning_output_tokens":6}}"#,
+        );
+        assert_eq!(
+            (a.input_tokens, a.output_tokens, a.reasoning_output_tokens),
+            (30, 15, 6)
+        );
+        assert_eq!(a.state, AgentState::Done);
+        a.end(Some("ignored"), "exit 0");
+        assert_eq!(a.state, AgentState::Done);
+    }
+
+    #[test]
+    fn a_run_that_ends_mid_turn_has_failed_with_what_codex_said() {
+        let mut a = Agent::default();
+        a.end(Some("Not inside a trusted directory"), "exited with code 1");
+        assert_eq!(a.state, AgentState::Failed);
+        assert_eq!(
+            a.last_error.as_deref(),
+            Some("Not inside a trusted directory")
+        );
+        let mut b = Agent::default();
+        b.observe_line(br#"{"type":"error","message":"stream disconnected"}"#);
+        b.end(Some("a later stderr line"), "killed by SIGTERM");
+        assert_eq!(b.last_error.as_deref(), Some("stream disconnected"));
+        let mut c = Agent::default();
+        c.end(None, "killed by SIGTERM");
+        assert_eq!(c.last_error.as_deref(), Some("killed by SIGTERM"));
     }
 
     #[test]

@@ -15,6 +15,46 @@ pub fn boot_id() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The variable that carries a session's token in the environment of its
+/// supervisor, its command and everything the command starts (see
+/// [`new_token`]).
+pub const SESSION_VAR: &str = "CODEX_BACKGROUND_SESSION";
+
+/// A fresh session token: 128 random bits in hex. It names one session
+/// instance, unlike its id (the same id can exist in another root, or be
+/// reused after a removal): the processes of a session are those that
+/// carry its token in their environment.
+pub fn new_token() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let from_os = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if from_os.is_err() {
+        let (a, b) = (crate::id::random_u64(), crate::id::random_u64());
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// This process's pid namespace (`pid:[4026531836]`), which tells two
+/// containers that share a kernel (and so a boot id) apart.
+pub fn pid_namespace() -> Option<String> {
+    fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|p| p.into_os_string().into_string().ok())
+}
+
+/// Whether a record made on `host`, during boot `boot`, in pid namespace
+/// `pid_ns` (when recorded) was made on this machine and boot, where its
+/// pids mean what they meant then. The boot id decides, not the host name:
+/// a machine renamed since is still this machine, and two machines never
+/// share a boot id. Without a boot id, nothing can be trusted.
+pub fn same_boot(boot: Option<&str>, pid_ns: Option<&str>) -> bool {
+    boot.is_some()
+        && boot.map(str::to_string) == boot_id()
+        && (pid_ns.is_none() || pid_ns.map(str::to_string) == pid_namespace())
+}
+
 /// This machine's host name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
@@ -61,10 +101,16 @@ pub enum Liveness {
     Foreign,
 }
 
-/// Whether the process recorded as (`pid`, `start_time`) on `host` during
-/// `boot` is still that process. Never signals anything.
-pub fn liveness(host: &str, boot: Option<&str>, pid: i32, start_time: Option<u64>) -> Liveness {
-    if host != hostname() || boot.is_none() || boot.map(str::to_string) != boot_id() {
+/// Whether the process recorded as (`pid`, `start_time`) during `boot` (in
+/// pid namespace `pid_ns`, when recorded) is still that process. Never
+/// signals anything.
+pub fn liveness(
+    boot: Option<&str>,
+    pid_ns: Option<&str>,
+    pid: i32,
+    start_time: Option<u64>,
+) -> Liveness {
+    if !same_boot(boot, pid_ns) {
         return Liveness::Foreign;
     }
     match (process_start_time(pid), start_time) {
@@ -84,13 +130,13 @@ pub fn pids() -> Vec<i32> {
         .collect()
 }
 
-/// The processes of session `id` still alive on this host: those whose
-/// environment carries `CODEX_BACKGROUND_ID=<id>` (every process the
-/// session started inherits it, setsid or not) and that started no earlier
-/// than `since` (the command's start time, in clock ticks since boot), so a
+/// The processes of a session still alive on this host: those whose
+/// environment carries `marker` (`CODEX_BACKGROUND_SESSION=<token>`: every
+/// process the session started inherits it, setsid or not, and a session
+/// started inside it carries its own) and that started no earlier than
+/// `since` (the command's start time, in clock ticks since boot), so a
 /// reused pid is never taken for one of them.
-pub fn session_processes(id: &str, since: u64) -> Vec<i32> {
-    let marker = format!("CODEX_BACKGROUND_ID={id}");
+pub fn session_processes(marker: &str, since: u64) -> Vec<i32> {
     let me = std::process::id() as i32;
     pids()
         .into_iter()
@@ -112,20 +158,23 @@ mod tests {
         let me = std::process::id() as i32;
         let t = process_start_time(me).expect("own start time");
         assert_eq!(process_start_time(me), Some(t));
+        let boot = boot_id();
+        let ns = pid_namespace();
         assert_eq!(
-            liveness(&hostname(), boot_id().as_deref(), me, Some(t)),
+            liveness(boot.as_deref(), ns.as_deref(), me, Some(t)),
             Liveness::Same
         );
+        assert_eq!(liveness(boot.as_deref(), None, me, Some(t)), Liveness::Same);
         assert_eq!(
-            liveness(&hostname(), boot_id().as_deref(), me, Some(t + 1)),
+            liveness(boot.as_deref(), ns.as_deref(), me, Some(t + 1)),
             Liveness::Gone
         );
         assert_eq!(
-            liveness("another-host", boot_id().as_deref(), me, Some(t)),
+            liveness(boot.as_deref(), Some("pid:[1]"), me, Some(t)),
             Liveness::Foreign
         );
         assert_eq!(
-            liveness(&hostname(), Some("other-boot"), me, Some(t)),
+            liveness(Some("other-boot"), ns.as_deref(), me, Some(t)),
             Liveness::Foreign
         );
     }

@@ -81,7 +81,7 @@ impl AsRef<str> for SessionId {
 /// 64 random bits from the standard library's randomly keyed hasher (seeded
 /// from the OS), mixed with the pid and the clock so that two processes, or
 /// two calls in one process, never share a value in practice.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {

@@ -15,6 +15,49 @@ use serde::{Deserialize, Serialize};
 /// The name of the supervisor's binary, installed beside codex-spawn.
 pub const SUPERVISOR_BIN: &str = "codex-supervisor";
 
+/// The prefix of the variables that carry the `--env` values to the
+/// supervisor, one `KEY=VALUE` per variable (`CODEX_SUPERVISOR_ENV_0`,
+/// `_1`, ... in the order given). They are set for the command only, so
+/// that none of them (`LD_PRELOAD`, `TZ`, ...) changes the supervisor.
+pub const ENV_PREFIX: &str = "CODEX_SUPERVISOR_ENV_";
+
+/// The variables that carry `env` to the supervisor (see [`ENV_PREFIX`]).
+pub fn encode_env(env: &[(String, String)]) -> Vec<(String, String)> {
+    env.iter()
+        .enumerate()
+        .map(|(i, (k, v))| (format!("{ENV_PREFIX}{i}"), format!("{k}={v}")))
+        .collect()
+}
+
+/// What the supervisor finds in its environment `vars`: the `--env` values
+/// for the command, in the order given, and the names of the carrying
+/// variables (to be removed from the command's environment).
+pub fn decode_env(
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> (Vec<(OsString, OsString)>, Vec<OsString>) {
+    let mut found: Vec<(u64, OsString, OsString)> = Vec::new();
+    let mut carriers = Vec::new();
+    for (name, value) in vars {
+        let Some(n) = name.to_str().and_then(|n| n.strip_prefix(ENV_PREFIX)) else {
+            continue;
+        };
+        let n = n.parse().unwrap_or(u64::MAX);
+        carriers.push(name.clone());
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(value.as_os_str());
+        if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
+            use std::os::unix::ffi::OsStrExt;
+            let k = std::ffi::OsStr::from_bytes(&bytes[..eq]).to_os_string();
+            let v = std::ffi::OsStr::from_bytes(&bytes[eq + 1..]).to_os_string();
+            found.push((n, k, v));
+        }
+    }
+    found.sort_by_key(|(n, _, _)| *n);
+    (
+        found.into_iter().map(|(_, k, v)| (k, v)).collect(),
+        carriers,
+    )
+}
+
 /// What the supervisor is told on its command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorArgs {
@@ -117,6 +160,24 @@ mod tests {
         assert_eq!(bad(&["/d", "x", "4", "22"]), None);
         assert_eq!(bad(&["/d", "3", "4", "99"]), None);
         assert_eq!(bad(&["/d", "3", "4", "22", "more"]), None);
+    }
+
+    #[test]
+    fn env_values_round_trip_in_order() {
+        let env: Vec<(String, String)> = (0..12)
+            .map(|i| (format!("K{i}"), format!("v={i}")))
+            .collect();
+        let mut vars: Vec<(OsString, OsString)> = encode_env(&env)
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .rev()
+            .collect();
+        vars.push(("PATH".into(), "/bin".into()));
+        let (values, carriers) = decode_env(vars.into_iter());
+        let want: Vec<(OsString, OsString)> =
+            env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        assert_eq!(values, want);
+        assert_eq!(carriers.len(), 12);
     }
 
     #[test]

@@ -82,23 +82,24 @@ impl Session {
         }
     }
 
-    /// Bytes logged on `stream`: the final count once the session is over,
-    /// else the sizes of its log files (none through a symlink out of the
-    /// root).
+    /// Bytes logged on `stream`, rotated files included: the final count
+    /// once the session is over; while it runs (or once lost), the bytes
+    /// logged before the current log file (as the supervisor recorded at
+    /// its last rotation) plus that file's size. Without a readable record,
+    /// the sizes of its log files (none through a symlink out of the root).
     pub fn log_bytes(&self, stream: Stream) -> u64 {
-        match &self.record {
-            Ok(r) if matches!(self.status, Status::Exited | Status::Failed) => {
-                return match stream {
-                    Stream::Stdout => r.stdout_bytes,
-                    Stream::Stderr => r.stderr_bytes,
-                };
-            }
-            Ok(_) => {}
-            Err(_) if check_is_dir(&self.dir).is_err() => return 0,
-            Err(_) => {}
-        }
         let size = |p: PathBuf| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        size(stream.log_path(&self.dir)) + size(stream.rotated_log_path(&self.dir))
+        match &self.record {
+            Ok(r) if matches!(self.status, Status::Exited | Status::Failed) => match stream {
+                Stream::Stdout => r.stdout_bytes,
+                Stream::Stderr => r.stderr_bytes,
+            },
+            Ok(r) if r.rotated_bytes != [0, 0] => {
+                r.rotated_bytes[stream.index()] + size(stream.log_path(&self.dir))
+            }
+            Err(_) if check_is_dir(&self.dir).is_err() => 0,
+            _ => size(stream.log_path(&self.dir)) + size(stream.rotated_log_path(&self.dir)),
+        }
     }
 }
 

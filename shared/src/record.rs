@@ -128,6 +128,16 @@ pub struct Record {
     /// The boot of that host during which the session ran.
     #[serde(default)]
     pub boot_id: Option<String>,
+    /// The pid namespace the session runs in (`pid:[N]`): with the boot
+    /// id, what says that its pids mean something here.
+    #[serde(default)]
+    pub pid_ns: Option<String>,
+    /// This session instance's token, carried as `CODEX_BACKGROUND_SESSION`
+    /// by its supervisor and every process of its command: what tells its
+    /// processes from those of any other session (the id can repeat across
+    /// roots and over time).
+    #[serde(default)]
+    pub token: Option<String>,
 
     /// The last recorded state.
     pub state: State,
@@ -167,6 +177,12 @@ pub struct Record {
     /// Bytes of stderr logged (all files, rotated ones included).
     #[serde(default)]
     pub stderr_bytes: u64,
+    /// While the command runs: per stream (stdout, stderr), the bytes
+    /// logged before its current log file began (rotation); a reader adds
+    /// the current file's size to get the bytes logged so far, the same
+    /// count as `stdout_bytes`/`stderr_bytes` once the session is over.
+    #[serde(default)]
+    pub rotated_bytes: [u64; 2],
     /// Bytes of output that could not be logged (disk full, file size limit).
     #[serde(default)]
     pub dropped_bytes: u64,
@@ -208,6 +224,8 @@ impl Record {
             created_at: Timestamp::now(),
             host: crate::host::hostname(),
             boot_id: crate::host::boot_id(),
+            pid_ns: crate::host::pid_namespace(),
+            token: Some(crate::host::new_token()),
             agent: (kind == Kind::Exec).then(Default::default),
             ..Record::default()
         }

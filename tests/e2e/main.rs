@@ -3,15 +3,19 @@
 //! started. Build first: `cargo build --workspace && cargo test -p codex-tests`.
 
 mod abuse;
+mod agent;
 mod attach;
+mod bytes;
 mod cli;
 mod codex;
 mod exec;
 mod faults;
 mod load;
+mod ownership;
 mod ps;
 mod rm;
 mod security;
 mod spawn;
 mod support;
 mod tail;
+mod tail_truth;

@@ -61,6 +61,15 @@ impl Watcher {
         }
     }
 
+    /// The stream has ended: a last line without its newline still counts.
+    pub fn finish(&mut self) {
+        if !self.skipping && !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            let change = self.agent.observe_line(&line);
+            self.change = self.change.max(change);
+        }
+    }
+
     /// What changed since the last call (and forgets it).
     fn take_change(&mut self) -> Change {
         std::mem::replace(&mut self.change, Change::None)

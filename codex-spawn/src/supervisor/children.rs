@@ -22,6 +22,12 @@ const KILL_AGAIN: Duration = Duration::from_millis(200);
 pub struct Children {
     /// The command, the leader of its process group.
     pid: Pid,
+    /// The session's token: processes carrying another are another
+    /// session's (see [`descendants`]).
+    token: Option<String>,
+    /// Once the command has ended: whether to look again for what of ours
+    /// is left (something was reaped, or a kill went out).
+    look_again: bool,
     /// The command's end, once reaped.
     exit: Option<WaitStatus>,
     /// Whether the supervisor still has children to reap.
@@ -34,9 +40,11 @@ pub struct Children {
 
 impl Children {
     /// Watches the command `pid`, just started.
-    pub fn new(pid: Pid) -> Children {
+    pub fn new(pid: Pid, token: Option<String>) -> Children {
         Children {
             pid,
+            token,
+            look_again: false,
             exit: None,
             left: true,
             stopping: false,
@@ -54,8 +62,9 @@ impl Children {
         self.exit
     }
 
-    /// Whether the command and every other child have ended and been
-    /// reaped.
+    /// Whether the command and every other child of this session have
+    /// ended and been reaped. (Another session started from inside this
+    /// one may still run below the supervisor: it is not waited for.)
     pub fn all_ended(&self) -> bool {
         self.exit.is_some() && !self.left
     }
@@ -83,6 +92,7 @@ impl Children {
             match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => break,
                 Ok(status) => {
+                    self.look_again = true;
                     if status.pid() == Some(self.pid) && self.exit.is_none() {
                         self.exit = Some(status);
                     }
@@ -94,10 +104,21 @@ impl Children {
                 }
             }
         }
+        // Children left, but perhaps only other sessions' supervisors:
+        // once nothing of ours is left, we are done. (The last of ours to
+        // end is our child by then, so its end is reaped here first.)
+        if self.exit.is_some() && self.left && std::mem::take(&mut self.look_again) {
+            self.left = !descendants::of(nix::unistd::getpid(), self.token.as_deref()).is_empty();
+        }
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        descendants::signal_all(self.group(), sig, self.token.as_deref());
     }
 
     fn command_ended(&mut self) {
-        descendants::signal_all(self.group(), Signal::SIGTERM);
+        self.signal_all(Signal::SIGTERM);
+        self.look_again = true;
         self.kill_by(Instant::now() + LEFTOVER_GRACE);
         if let Ok(status) = waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
             if status != WaitStatus::StillAlive {
@@ -110,11 +131,11 @@ impl Children {
     /// SIGKILL after `grace`; a second request kills at once.
     pub fn stop(&mut self, grace: Duration) {
         if self.stopping {
-            descendants::signal_all(self.group(), Signal::SIGKILL);
+            self.signal_all(Signal::SIGKILL);
             return;
         }
         self.stopping = true;
-        descendants::signal_all(self.group(), Signal::SIGTERM);
+        self.signal_all(Signal::SIGTERM);
         self.kill_by(Instant::now() + grace);
     }
 
@@ -132,7 +153,8 @@ impl Children {
     pub fn check_deadline(&mut self, now: Instant) {
         if self.kill_at.is_some_and(|k| k <= now) {
             self.kill_at = None;
-            descendants::signal_all(self.group(), Signal::SIGKILL);
+            self.signal_all(Signal::SIGKILL);
+            self.look_again = true;
             // Whatever survives SIGKILL's delivery is reaped on SIGCHLD;
             // check again soon in case something new appeared meanwhile.
             if self.left {

@@ -58,10 +58,21 @@ pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Start
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command line"))?;
     let mut command = Command::new(program);
+    // The caller's environment plus the `--env` values (carried under
+    // other names, so that they never applied to the supervisor), then
+    // the session's id and token.
+    let (values, carriers) = shared::launch::decode_env(std::env::vars_os());
+    for name in carriers {
+        command.env_remove(name);
+    }
     command
         .args(args)
         .current_dir(&record.cwd)
+        .envs(values)
         .env("CODEX_BACKGROUND_ID", &record.id);
+    if let Some(token) = &record.token {
+        command.env(shared::host::SESSION_VAR, token);
+    }
     let mask = Mode::from_bits_truncate(caller_umask as nix::libc::mode_t);
     let mut keep_stdin = None;
     let io = if record.tty {

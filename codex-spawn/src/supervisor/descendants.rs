@@ -3,6 +3,12 @@
 //! called setsid or double-forked (as a child subreaper, the supervisor is
 //! the ancestor of all of them). Signalling only: reaping is the relay's,
 //! on SIGCHLD.
+//!
+//! A session started from inside this one (a script or an agent running
+//! codex-spawn) has its own supervisor, which lands below this one as an
+//! orphan of codex-spawn. It carries its own session token: it and
+//! everything below it are another session's, never walked into, never
+//! signalled.
 
 use std::collections::HashMap;
 use std::fs;
@@ -10,26 +16,44 @@ use std::fs;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// The pids of every living descendant of process `root`, from /proc:
-/// walking down the tree through each thread's `children` list, which
-/// costs what the tree holds (a thousand sessions stopping at once each
-/// walk their own), else, on kernels without those lists, from the parent
-/// of every process on the machine.
-pub fn of(root: Pid) -> Vec<Pid> {
+/// The pids of every living descendant of process `root` that belongs to
+/// the session whose token is `token`, from /proc: walking down the tree
+/// through each thread's `children` list, which costs what the tree holds
+/// (a thousand sessions stopping at once each walk their own), else, on
+/// kernels without those lists, from the parent of every process on the
+/// machine. A process carrying another session's token is left out with
+/// everything below it.
+pub fn of(root: Pid, token: Option<&str>) -> Vec<Pid> {
     let me = nix::unistd::getpid().as_raw();
     if fs::metadata(format!("/proc/{me}/task/{me}/children")).is_err() {
-        return by_scan(root);
+        return by_scan(root, token);
     }
     let mut found = Vec::new();
     let mut buf = Vec::new();
     let mut queue = vec![root.as_raw()];
     while let Some(p) = queue.pop() {
         for c in children(p, &mut buf) {
-            found.push(Pid::from_raw(c));
-            queue.push(c);
+            if !another_session(c, token, &mut buf) {
+                found.push(Pid::from_raw(c));
+                queue.push(c);
+            }
         }
     }
     found
+}
+
+/// Whether process `pid` carries a session token other than `token` in
+/// its environment: another session's supervisor or its command. (A
+/// process whose environment cannot be read, a zombie, counts as ours.)
+fn another_session(pid: i32, token: Option<&str>, buf: &mut Vec<u8>) -> bool {
+    let Some(token) = token else { return false };
+    if read_whole(std::path::Path::new(&format!("/proc/{pid}/environ")), buf).is_err() {
+        return false;
+    }
+    let prefix = format!("{}=", shared::host::SESSION_VAR);
+    buf.split(|&b| b == 0)
+        .find_map(|var| var.strip_prefix(prefix.as_bytes()))
+        .is_some_and(|theirs| theirs != token.as_bytes())
 }
 
 /// The children of every thread of `pid` (none once it is gone), read
@@ -74,7 +98,7 @@ fn read_whole(path: &std::path::Path, buf: &mut Vec<u8>) -> std::io::Result<()> 
 }
 
 /// [`of`] from the parent of every process in /proc.
-fn by_scan(root: Pid) -> Vec<Pid> {
+fn by_scan(root: Pid, token: Option<&str>) -> Vec<Pid> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for pid in shared::host::pids() {
         if let Some(ppid) = shared::host::parent_pid(pid) {
@@ -83,11 +107,12 @@ fn by_scan(root: Pid) -> Vec<Pid> {
     }
     let mut found = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut buf = Vec::new();
     let mut queue = vec![root.as_raw()];
     while let Some(p) = queue.pop() {
         for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
             // A pid reused while /proc was read could close a loop.
-            if seen.insert(c) {
+            if seen.insert(c) && !another_session(c, token, &mut buf) {
                 found.push(Pid::from_raw(c));
                 queue.push(c);
             }
@@ -97,15 +122,17 @@ fn by_scan(root: Pid) -> Vec<Pid> {
 }
 
 /// Sends `sig` to process group `pgid`, when given, and to every descendant
-/// of the supervisor. Processes already gone are no error.
+/// of the supervisor that belongs to the session `token`. Processes
+/// already gone are no error.
 ///
 /// Pass the group only while its leader (the command) is not yet reaped:
-/// until then its id cannot be reused by another group.
-pub fn signal_all(pgid: Option<Pid>, sig: Signal) {
+/// until then its id cannot be reused by another group. (Another session's
+/// supervisor is never in it: it starts a session of its own.)
+pub fn signal_all(pgid: Option<Pid>, sig: Signal, token: Option<&str>) {
     if let Some(pgid) = pgid {
         let _ = kill(Pid::from_raw(-pgid.as_raw()), sig);
     }
-    for pid in of(nix::unistd::getpid()) {
+    for pid in of(nix::unistd::getpid(), token) {
         let _ = kill(pid, sig);
     }
 }
@@ -127,13 +154,13 @@ mod tests {
         let root = Pid::from_raw(sh.id() as i32);
         let mut walked = BTreeSet::new();
         for _ in 0..200 {
-            walked = of(root).into_iter().collect::<BTreeSet<_>>();
+            walked = of(root, None).into_iter().collect::<BTreeSet<_>>();
             if walked.len() >= 4 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let scanned: BTreeSet<Pid> = by_scan(root).into_iter().collect();
+        let scanned: BTreeSet<Pid> = by_scan(root, None).into_iter().collect();
         for pid in walked.iter().chain(&scanned).chain([&root]) {
             let _ = kill(*pid, Signal::SIGKILL);
         }

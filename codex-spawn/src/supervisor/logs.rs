@@ -99,6 +99,14 @@ impl Logs {
         self.index.len()
     }
 
+    /// Per stream, the bytes logged before its current log file began.
+    pub fn rotated_bytes(&self) -> [u64; 2] {
+        [
+            self.out.logged - self.out.file_len,
+            self.err.logged - self.err.file_len,
+        ]
+    }
+
     /// Bytes logged so far on `stream`.
     pub fn logged(&self, stream: Stream) -> u64 {
         match stream {

@@ -30,6 +30,36 @@ const PTY_BUDGET: usize = 1 << 20;
 /// the events wanted; [`Output::on_ready`] takes the answers in this order.
 pub type PollSet<'a> = [Option<(BorrowedFd<'a>, PollFlags)>; 3];
 
+/// Those who see the output besides the logs: the agent summary (an exec
+/// session's stdout) and the attached clients.
+pub struct Consumers<'a> {
+    /// The attach socket and its clients.
+    pub server: &'a mut Option<Server>,
+    /// Exec sessions: the agent summary.
+    pub watcher: &'a mut Option<Watcher>,
+}
+
+impl Consumers<'_> {
+    /// Whether anybody needs to see the bytes (else bulk output may skip
+    /// user space).
+    fn want_bytes(&self) -> bool {
+        self.watcher.is_some() || self.server.as_ref().is_some_and(Server::has_clients)
+    }
+
+    /// Hands them `bytes` read from `stream`.
+    fn take(&mut self, stream: Stream, bytes: &[u8]) {
+        if let (Some(w), Stream::Stdout) = (self.watcher.as_mut(), stream) {
+            w.feed(bytes);
+        }
+        if let Some(server) = self.server.as_mut().filter(|s| s.has_clients()) {
+            server.broadcast(&match stream {
+                Stream::Stdout => Frame::Stdout(bytes.to_vec()),
+                Stream::Stderr => Frame::Stderr(bytes.to_vec()),
+            });
+        }
+    }
+}
+
 /// The command's output source and input sink.
 pub enum Output {
     /// Packet pipes for stdout and stderr (see [`crate::pipes`]).
@@ -95,14 +125,14 @@ impl Output {
     }
 
     /// Handles what poll found ready, in the order of [`Output::poll_set`].
-    pub fn on_ready(&mut self, ready: [bool; 3], logs: &mut Logs, server: &mut Option<Server>) {
+    pub fn on_ready(&mut self, ready: [bool; 3], logs: &mut Logs, to: &mut Consumers<'_>) {
         match self {
             Output::Pipes { pipes, stdin } => {
                 for (stream, hung_up) in STREAMS.into_iter().zip(ready) {
                     if hung_up {
                         // Every writer is gone: what is left comes after
                         // all the announced writes just handled.
-                        pipes.drain(stream, logs);
+                        pipes.drain(stream, logs, &mut |s, b| to.take(s, b));
                     }
                 }
                 if let Some(feed) = stdin.as_mut().filter(|_| ready[2]) {
@@ -114,27 +144,36 @@ impl Output {
                     pty.write_pending();
                 }
                 if ready[0] {
-                    read_pty(pty, logs, server);
+                    read_pty(pty, logs, to.server);
                 }
             }
         }
     }
 
+    /// Whether bulk output may skip user space from now on: only while
+    /// nobody needs to see the bytes. Called before every read, so that a
+    /// client that just attached sees the next burst.
+    pub fn allow_splice(&mut self, to: &Consumers<'_>) {
+        if let Output::Pipes { pipes, .. } = self {
+            pipes.splice = !to.want_bytes();
+        }
+    }
+
     /// Takes in one write announced on the pipe with descriptor `fd`.
-    pub fn on_write(&mut self, fd: RawFd, logs: &mut Logs) {
+    pub fn on_write(&mut self, fd: RawFd, logs: &mut Logs, to: &mut Consumers<'_>) {
         if let Output::Pipes { pipes, .. } = self {
             if let Some(stream) = pipes.stream_of(fd) {
-                pipes.on_write(stream, logs);
+                pipes.on_write(stream, logs, &mut |s, b| to.take(s, b));
             }
         }
     }
 
     /// The kernel's queue of write announcements overflowed: reads both
     /// pipes empty; the order is as good as two pipes allow.
-    pub fn on_overflow(&mut self, logs: &mut Logs) {
+    pub fn on_overflow(&mut self, logs: &mut Logs, to: &mut Consumers<'_>) {
         if let Output::Pipes { pipes, .. } = self {
             for stream in STREAMS {
-                pipes.drain(stream, logs);
+                pipes.drain(stream, logs, &mut |s, b| to.take(s, b));
             }
         }
     }
@@ -142,45 +181,27 @@ impl Output {
     /// Once every writer known is gone: reads what is left and stops
     /// reading, without waiting for an end of file that a stranger holding
     /// the pipe or terminal open could delay forever.
-    pub fn take_rest(&mut self, logs: &mut Logs, server: &mut Option<Server>) {
+    pub fn take_rest(&mut self, logs: &mut Logs, to: &mut Consumers<'_>) {
         match self {
             Output::Pipes { pipes, .. } => {
                 for stream in STREAMS {
-                    pipes.drain(stream, logs);
+                    pipes.drain(stream, logs, &mut |s, b| to.take(s, b));
                 }
                 pipes.close();
             }
             Output::Pty(pty) => {
-                read_pty(pty, logs, server);
+                read_pty(pty, logs, to.server);
                 pty.close();
             }
         }
     }
 
-    /// Logs and sends out what was read and not yet logged (pipes batch
-    /// their reads; a pty's are logged as they come), feeding stdout to
-    /// `watcher`, and commits the index.
-    pub fn flush(
-        &mut self,
-        logs: &mut Logs,
-        server: &mut Option<Server>,
-        watcher: &mut Option<Watcher>,
-    ) {
+    /// Logs and hands out what was read and not yet logged (pipes batch
+    /// their reads; a pty's are logged as they come), and commits the
+    /// index.
+    pub fn flush(&mut self, logs: &mut Logs, to: &mut Consumers<'_>) {
         if let Output::Pipes { pipes, .. } = self {
-            // Bulk output skips user space: only when nobody needs to see it.
-            pipes.splice = watcher.is_none() && !server.as_ref().is_some_and(Server::has_clients);
-            pipes.flush(logs, &mut |stream, bytes| {
-                if let (Some(w), Stream::Stdout) = (watcher.as_mut(), stream) {
-                    w.feed(bytes);
-                }
-                if let Some(server) = server.as_mut() {
-                    let bytes = bytes.to_vec();
-                    server.broadcast(&match stream {
-                        Stream::Stdout => Frame::Stdout(bytes),
-                        Stream::Stderr => Frame::Stderr(bytes),
-                    });
-                }
-            });
+            pipes.flush(logs, &mut |s, b| to.take(s, b));
         }
         logs.commit();
     }

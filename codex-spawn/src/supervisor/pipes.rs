@@ -70,6 +70,11 @@ pub fn announce_writes(read: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Where what is read goes besides the logs (the agent summary, attached
+/// clients): every byte that reaches the logs through user space reaches
+/// it too, in the same pieces, whatever the size of a batch.
+pub type Sink<'a> = &'a mut dyn FnMut(Stream, &[u8]);
+
 /// The read ends of the command's output pipes.
 pub struct Pipes {
     out: Option<File>,
@@ -78,8 +83,9 @@ pub struct Pipes {
     batch: Vec<u8>,
     /// The pieces of `batch`: (stream, end offset in `batch`).
     pieces: Vec<(Stream, usize)>,
-    /// Whether bulk output may go straight to the logs (nobody attached
-    /// needs to see the bytes).
+    /// Whether bulk output may go straight to the logs (nobody needs to
+    /// see the bytes: no agent summary, no client attached). Set before
+    /// every read.
     pub splice: bool,
 }
 
@@ -91,7 +97,7 @@ impl Pipes {
             err: Some(File::from(err)),
             batch: Vec::with_capacity(KEEP),
             pieces: Vec::new(),
-            splice: true,
+            splice: false,
         }
     }
 
@@ -127,22 +133,22 @@ impl Pipes {
 
     /// Takes in one announced write on `stream`: its packets, up to the
     /// first short one.
-    pub fn on_write(&mut self, stream: Stream, logs: &mut Logs) {
-        self.read(stream, logs, true);
+    pub fn on_write(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
+        self.read(stream, logs, true, sink);
     }
 
     /// Reads `stream`'s pipe until it is empty (or at its end, closing it).
-    pub fn drain(&mut self, stream: Stream, logs: &mut Logs) {
-        self.read(stream, logs, false);
+    pub fn drain(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
+        self.read(stream, logs, false, sink);
     }
 
-    fn read(&mut self, stream: Stream, logs: &mut Logs, one_write: bool) {
+    fn read(&mut self, stream: Stream, logs: &mut Logs, one_write: bool, sink: Sink<'_>) {
         // More than a packet waiting means bulk output (or a reader far
         // behind, where the order is lost already): move it all at once.
         if one_write
             && self.splice
             && self.waiting(stream) > PACKET
-            && self.splice_rest(stream, logs)
+            && self.splice_rest(stream, logs, sink)
         {
             return;
         }
@@ -164,12 +170,12 @@ impl Pipes {
                         _ => self.pieces.push((stream, self.batch.len())),
                     }
                     if self.batch.len() >= BATCH {
-                        self.log_batch(logs);
+                        self.log_batch(logs, sink);
                     }
                     if one_write && n < PACKET {
                         return;
                     }
-                    if one_write && self.splice && self.splice_rest(stream, logs) {
+                    if one_write && self.splice && self.splice_rest(stream, logs, sink) {
                         return;
                     }
                 }
@@ -199,9 +205,9 @@ impl Pipes {
     /// A full packet means bulk output: order at this scale is moot, so
     /// move whatever the pipe holds straight to the log. Returns false
     /// when splicing is not possible and the caller should read instead.
-    fn splice_rest(&mut self, stream: Stream, logs: &mut Logs) -> bool {
+    fn splice_rest(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) -> bool {
         // What was read before goes first.
-        self.log_batch(logs);
+        self.log_batch(logs, sink);
         let Some(file) = self.pipe(stream).as_ref() else {
             return true;
         };
@@ -224,19 +230,20 @@ impl Pipes {
 
     /// Logs what has been read and not yet logged, handing each piece to
     /// `sink` too (for attached clients), and commits the index.
-    pub fn flush(&mut self, logs: &mut Logs, sink: &mut dyn FnMut(Stream, &[u8])) {
+    pub fn flush(&mut self, logs: &mut Logs, sink: Sink<'_>) {
+        self.log_batch(logs, sink);
+        logs.commit();
+    }
+
+    /// Hands each piece read to `sink`, then logs them.
+    fn log_batch(&mut self, logs: &mut Logs, sink: Sink<'_>) {
+        if self.pieces.is_empty() {
+            return;
+        }
         let mut start = 0;
         for &(stream, end) in &self.pieces {
             sink(stream, &self.batch[start..end]);
             start = end;
-        }
-        self.log_batch(logs);
-        logs.commit();
-    }
-
-    fn log_batch(&mut self, logs: &mut Logs) {
-        if self.pieces.is_empty() {
-            return;
         }
         let mut start = 0;
         let pieces: Vec<(Stream, &[u8])> = self

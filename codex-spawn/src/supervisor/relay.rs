@@ -19,7 +19,7 @@ use shared::stop;
 use crate::agent::Watcher;
 use crate::children::Children;
 use crate::logs::Logs;
-use crate::output::Output;
+use crate::output::{Consumers, Output};
 use crate::server::Server;
 use crate::signals::{Arrival, Signals};
 use crate::state;
@@ -48,18 +48,35 @@ impl Supervisor {
     pub fn run(mut self) -> shared::Result<()> {
         while !self.done() {
             let ready = self.wait()?;
+            let to = Consumers {
+                server: &mut self.server,
+                watcher: &mut self.watcher,
+            };
+            // Who needs the bytes may have changed (a client attached).
+            self.output.allow_splice(&to);
             self.take_signals();
-            self.output
-                .on_ready(ready, &mut self.logs, &mut self.server);
+            let mut to = Consumers {
+                server: &mut self.server,
+                watcher: &mut self.watcher,
+            };
+            self.output.on_ready(ready, &mut self.logs, &mut to);
             self.check_deadlines(Instant::now());
             if self.children.all_ended() {
                 // Every writer we know of is gone: take what is left.
                 self.take_signals();
-                self.output.take_rest(&mut self.logs, &mut self.server);
+                let mut to = Consumers {
+                    server: &mut self.server,
+                    watcher: &mut self.watcher,
+                };
+                self.output.take_rest(&mut self.logs, &mut to);
             }
-            self.output
-                .flush(&mut self.logs, &mut self.server, &mut self.watcher);
+            let mut to = Consumers {
+                server: &mut self.server,
+                watcher: &mut self.watcher,
+            };
+            self.output.flush(&mut self.logs, &mut to);
             self.note_agent(Instant::now());
+            self.note_rotation();
             self.serve();
         }
         self.finish()
@@ -112,9 +129,13 @@ impl Supervisor {
     /// they come, so output keeps the order it was written in.
     fn take_signals(&mut self) {
         let (output, logs, children) = (&mut self.output, &mut self.logs, &mut self.children);
+        let mut to = Consumers {
+            server: &mut self.server,
+            watcher: &mut self.watcher,
+        };
         self.signals.take(|arrival| match arrival {
-            Arrival::Write(fd) => output.on_write(fd, logs),
-            Arrival::Overflow => output.on_overflow(logs),
+            Arrival::Write(fd) => output.on_write(fd, logs, &mut to),
+            Arrival::Overflow => output.on_overflow(logs, &mut to),
             Arrival::Stop(grace) => children.stop(grace),
             Arrival::Child => {}
         });
@@ -146,6 +167,7 @@ impl Supervisor {
             self.children.deadline(),
             self.output.deadline(),
             self.watcher.as_ref().and_then(Watcher::deadline),
+            self.server.as_ref().and_then(Server::deadline),
         ]
         .into_iter()
         .flatten()
@@ -154,6 +176,9 @@ impl Supervisor {
 
     fn check_deadlines(&mut self, now: Instant) {
         self.output.check_deadline(now);
+        if let Some(server) = &mut self.server {
+            server.check_deadline(now);
+        }
         self.note_agent(now);
         if self.children.exit().is_none() && self.timeout_at.is_some_and(|t| t <= now) {
             self.timeout_at = None;
@@ -161,6 +186,19 @@ impl Supervisor {
             self.children.stop(stop::DEFAULT_GRACE);
         }
         self.children.check_deadline(now);
+    }
+
+    /// After a rotation, records where the current log files begin, so
+    /// that readers count the bytes logged so far as the final record will.
+    fn note_rotation(&mut self) {
+        let rotated = self.logs.rotated_bytes();
+        if rotated != self.record.rotated_bytes {
+            let was = std::mem::replace(&mut self.record.rotated_bytes, rotated);
+            if !state::rewrite(&self.record, &self.dir) {
+                // Tried again after the next read.
+                self.record.rotated_bytes = was;
+            }
+        }
     }
 
     /// Writes the agent summary when it is due: at once at a turn's end,

@@ -2,6 +2,12 @@
 //! them, passes their input and window sizes on, and sends them the
 //! session's output. Each client has a bounded queue; a client that stops
 //! reading is dropped when its queue is full, never the command or the log.
+//!
+//! A flood of connections (by the session's own user) never stops the
+//! supervisor: clients are capped, a connection that does not say hello in
+//! time is closed, and when `accept` fails for want of descriptors a spare
+//! one is given up to accept and close the connection, so the listener
+//! never stays readable with poll spinning on it.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -9,6 +15,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
@@ -18,6 +25,12 @@ use shared::protocol::{self, Frame, Welcome};
 
 /// Output queued for one client before it is dropped as stalled.
 const MAX_QUEUE: usize = 4 << 20;
+/// The most clients at once (fewer when the descriptor limit is low).
+const MAX_CLIENTS: usize = 64;
+/// Descriptors kept free for the logs, the index and the records.
+const FD_RESERVE: u64 = 16;
+/// How long a connection has to say hello.
+const HELLO_WITHIN: Duration = Duration::from_secs(3);
 
 /// What clients asked for.
 pub enum Event {
@@ -41,6 +54,8 @@ struct Client {
     queued: usize,
     greeted: bool,
     gone: bool,
+    /// When it must have said hello.
+    hello_by: Instant,
 }
 
 /// The listening socket and its clients.
@@ -50,6 +65,11 @@ pub struct Server {
     listener_ready: bool,
     path: PathBuf,
     clients: Vec<Client>,
+    /// The most clients at once.
+    max_clients: usize,
+    /// A descriptor given up when `accept` finds none left (EMFILE), to
+    /// take the connection and close it.
+    spare: Option<File>,
 }
 
 impl Server {
@@ -64,12 +84,35 @@ impl Server {
         drop(dir_file);
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
+        let max_clients = (fd_limit().saturating_sub(FD_RESERVE) as usize).clamp(1, MAX_CLIENTS);
         Ok(Server {
             listener,
             listener_ready: false,
             path,
             clients: Vec::new(),
+            max_clients,
+            spare: File::open("/dev/null").ok(),
         })
+    }
+
+    /// Gives up the spare descriptor (before the final record, which needs
+    /// descriptors of its own).
+    pub fn release_spare(&mut self) {
+        self.spare = None;
+    }
+
+    /// When the first connection still to say hello runs out of time.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.clients
+            .iter()
+            .filter(|c| !c.greeted)
+            .map(|c| c.hello_by)
+            .min()
+    }
+
+    /// Closes the connections that did not say hello in time.
+    pub fn check_deadline(&mut self, now: Instant) {
+        self.clients.retain(|c| c.greeted || c.hello_by > now);
     }
 
     /// Whether any client is attached (greeted).
@@ -126,13 +169,39 @@ impl Server {
 
     fn accept(&mut self) {
         let me = nix::unistd::geteuid().as_raw();
-        while let Ok((stream, _)) = self.listener.accept() {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::EMFILE | nix::libc::ENFILE)
+                    ) =>
+                {
+                    // No descriptor for it: the connection would stay
+                    // queued and the listener readable. Take it with the
+                    // spare one and close it.
+                    self.spare = None;
+                    let _ = self.listener.accept();
+                    self.spare = File::open("/dev/null").ok();
+                    continue;
+                }
+                Err(_) => break,
+            };
             // Only the session's owner may watch or drive it.
             let same_user = getsockopt(&stream, PeerCredentials).is_ok_and(|c| c.uid() == me);
             if !same_user || stream.set_nonblocking(true).is_err() {
                 continue;
             }
+            if self.clients.len() >= self.max_clients {
+                let mut stream = stream;
+                let msg = format!("too many clients (at most {})", self.max_clients);
+                let _ = stream.write(&Frame::Error(msg).encode());
+                continue;
+            }
             self.clients.push(Client {
+                hello_by: Instant::now() + HELLO_WITHIN,
                 stream,
                 ready: false,
                 inbuf: Vec::new(),
@@ -179,6 +248,20 @@ impl Server {
             }
         }
         self.clients.clear();
+    }
+}
+
+/// The soft limit on open descriptors (1024 when it cannot be read).
+fn fd_limit() -> u64 {
+    let mut lim = nix::libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // Safety: getrlimit writes one rlimit into memory we own.
+    if unsafe { nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
     }
 }
 

@@ -45,12 +45,13 @@ impl Supervisor {
                 None => other(&e),
             })?;
         if let Err(e) = state::running(&mut record, dir, started.pid) {
-            descendants::signal_all(Some(started.pid), Signal::SIGKILL);
+            descendants::signal_all(Some(started.pid), Signal::SIGKILL, record.token.as_deref());
             let _ = waitpid(started.pid, None);
             return Err(other(&e));
         }
         let output = Output::new(started.io, started.stdin).map_err(|e| other(&e))?;
         let watcher = record.agent.clone().map(Watcher::new);
+        let children = Children::new(started.pid, record.token.clone());
         let timeout_at = record
             .timeout_ms
             .map(|ms| Instant::now() + Duration::from_millis(ms));
@@ -60,7 +61,7 @@ impl Supervisor {
             _lock: lock,
             logs,
             signals,
-            children: Children::new(started.pid),
+            children,
             output,
             server: Server::bind(dir).ok(),
             watcher,

@@ -38,6 +38,11 @@ pub fn running(record: &mut Record, dir: &Path, pid: Pid) -> shared::Result<()> 
     record.write(dir, WHILE_RUNNING)
 }
 
+/// Rewrites the running record; whether it was written.
+pub fn rewrite(record: &Record, dir: &Path) -> bool {
+    record.write(dir, WHILE_RUNNING).is_ok()
+}
+
 /// Records the agent summary so far (a failure waits for the next write).
 pub fn agent(record: &mut Record, dir: &Path, agent: &Agent) {
     record.agent = Some(agent.clone());
