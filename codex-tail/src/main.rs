@@ -3,7 +3,6 @@
 mod cli;
 mod follow;
 mod output;
-mod render;
 mod tail;
 
 fn main() {
