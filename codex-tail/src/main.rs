@@ -3,6 +3,7 @@
 mod cli;
 mod follow;
 mod output;
+mod screen;
 mod tail;
 
 fn main() {

@@ -1,6 +1,6 @@
 //! What codex-tail does: pick the sessions, print their ends, follow them.
 
-use std::io;
+use std::io::{self, Write};
 
 use anyhow::{anyhow, bail, Context};
 
@@ -36,6 +36,20 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         if !ids.contains(&id) {
             ids.push(id);
         }
+    }
+    if cli.screen {
+        let mut out = io::stdout().lock();
+        let several = ids.len() > 1;
+        for (nth, id) in ids.into_iter().enumerate() {
+            let session = Session::load(id.clone(), root.session_dir(&id));
+            if several {
+                let gap = if nth > 0 { "\n" } else { "" };
+                writeln!(out, "{gap}==> {id} <==")?;
+            }
+            crate::screen::print(&session, &mut out)?;
+        }
+        out.flush()?;
+        return Ok(0);
     }
     let mut sources = ids
         .into_iter()
