@@ -30,9 +30,6 @@ use crate::term::{self, Setup, Terminal};
 const TTY_REPLAY: u64 = 16 * 1024;
 /// How long a session still starting is waited for.
 const START_WAIT: Duration = Duration::from_secs(5);
-/// How long the rest of an escape sequence typed is waited for before a
-/// lone Escape is taken as the Escape key.
-const ESCAPE_WAIT: Duration = Duration::from_millis(30);
 
 /// How an attachment ended.
 pub enum End {
@@ -309,11 +306,13 @@ impl Link {
         let mut inbuf = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         let read_input = !matches!(self.mode, Mode::Follow);
+        // When the escape sequence being typed must be taken as it is.
+        let mut escape_due: Option<Instant> = None;
         loop {
-            let timeout = match self.detector.waiting() {
-                true => PollTimeout::try_from(ESCAPE_WAIT).unwrap_or(PollTimeout::MAX),
-                false => PollTimeout::NONE,
-            };
+            let timeout = escape_due.map_or(PollTimeout::NONE, |due| {
+                let left = due.saturating_duration_since(Instant::now());
+                PollTimeout::try_from(left + Duration::from_millis(1)).unwrap_or(PollTimeout::MAX)
+            });
             let (sock_ready, input_ready, sig_ready) = {
                 let stdin_handle = io::stdin();
                 let stdin: BorrowedFd<'_> = stdin_handle.as_fd();
@@ -344,8 +343,10 @@ impl Link {
                 if let Some(end) = self.on_input(&mut buf)? {
                     return Ok(end);
                 }
-            } else if self.detector.waiting() {
+                escape_due = self.detector.waiting().map(|wait| Instant::now() + wait);
+            } else if escape_due.is_some_and(|due| due <= Instant::now()) {
                 // Nothing followed the Escape: it was the Escape key.
+                escape_due = None;
                 let fed = self.detector.flush();
                 if let Some(end) = self.on_keys(fed.pass, fed.detach)? {
                     return Ok(end);

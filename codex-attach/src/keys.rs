@@ -330,10 +330,16 @@ impl Detector {
         self.take(&data, false)
     }
 
-    /// Whether an escape sequence has begun and waits for its end; if it
-    /// does not come soon, [`Detector::flush`] takes it as it is.
-    pub fn waiting(&self) -> bool {
-        !self.partial.is_empty()
+    /// When an escape sequence has begun: how long to wait for its end
+    /// before [`Detector::flush`] takes it as it is. A lone Escape is
+    /// most likely the Escape key: briefly; a sequence under way (`ESC [`
+    /// and more) is a key whose bytes came in two reads: longer.
+    pub fn waiting(&self) -> Option<std::time::Duration> {
+        match self.partial.len() {
+            0 => None,
+            1 => Some(std::time::Duration::from_millis(30)),
+            _ => Some(std::time::Duration::from_secs(1)),
+        }
     }
 
     /// Takes the unfinished escape sequence as it is (a lone Escape key).
@@ -483,14 +489,14 @@ mod tests {
     fn escape_sequences_split_across_reads() {
         let mut d = Detector::new(&keys("ctrl-\\"), &[]);
         assert_eq!(d.feed(b"a\x1b"), fed(b"a", false));
-        assert!(d.waiting());
+        assert!(d.waiting().is_some());
         assert_eq!(d.feed(b"[92"), fed(b"", false));
         assert_eq!(d.feed(b";5u"), fed(b"", true));
         // A lone Escape is passed on once it is clear that nothing follows.
         let mut d = Detector::new(&keys("ctrl-\\"), &[]);
         assert_eq!(d.feed(b"\x1b"), fed(b"", false));
         assert_eq!(d.flush(), fed(b"\x1b", false));
-        assert!(!d.waiting());
+        assert!(d.waiting().is_none());
         // Other sequences pass whole and in order.
         assert_eq!(
             d.feed(b"\x1b[A\x1bOB\x1bx"),
