@@ -38,8 +38,8 @@ def size(*_):
     w(b'size: %dx%d\r\n' % (c, r))
 signal.signal(signal.SIGWINCH, size)
 w(b'\x1b[6n\x1b[5n\x1b[c\x1b[>c\x1b]11;?\x1b\\\x1b[?u\x1b[?2004$p\x1b[>q')
-time.sleep(0.5)
-while select.select([fd], [], [], 0.3)[0]:
+time.sleep(1.0)
+while select.select([fd], [], [], 0.5)[0]:
     os.read(fd, 4096)
 if 'alt' in sys.argv:
     w(b'\x1b[?1049h')
