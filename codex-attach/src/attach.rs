@@ -18,11 +18,13 @@ use shared::layout::{self, Stream};
 use shared::logs::StreamLog;
 use shared::output::{Source, Which, Window};
 use shared::protocol::{self, Frame, Hello, Welcome};
+use shared::record::Kind;
+use shared::render::render;
 use shared::{Access, Root, Selector, Session, SessionId, Status};
 
 use crate::cli::Cli;
-use crate::keys::Detector;
-use crate::term::RawMode;
+use crate::keys::{Detector, Key};
+use crate::term::{self, Setup, Terminal};
 
 /// Bytes of a tty session's recent output redrawn on attach.
 const TTY_REPLAY: u64 = 16 * 1024;
@@ -39,13 +41,37 @@ pub enum End {
     Signalled(i32),
 }
 
+/// What codex-attach does with the terminal and with its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A terminal drives a tty session: raw mode, every key to the program.
+    Drive,
+    /// A terminal watches (`--no-stdin`, or a session without stdin): raw
+    /// mode with echo off, input read only for the detach keys, ctrl-D
+    /// and ctrl-C.
+    Watch,
+    /// A terminal types lines to a pipe session's stdin (line mode).
+    Lines,
+    /// Input from a pipe, or `--send`/`--keys`: sent, then detach. Nothing
+    /// is written to a terminal.
+    Script,
+    /// No input at all, stdin not a terminal (`--no-stdin < /dev/null`):
+    /// output to stdout unless it is a terminal.
+    Follow,
+}
+
 /// Attaches as `cli` says; returns the exit status: 0 when detached, the
 /// session's exit code when it ended meanwhile (with a notice), or 128+N
 /// when signal N told codex-attach to go.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
-    let (id, end) = attach(&cli)?;
+    let (id, mode, end) = attach(&cli)?;
     Ok(match end {
-        End::Detached => 0,
+        End::Detached => {
+            if matches!(mode, Mode::Drive | Mode::Watch) {
+                eprintln!("[detached from {id}]");
+            }
+            0
+        }
         End::Exited(code) => {
             eprintln!("[{id} exited with code {code}]");
             code
@@ -55,7 +81,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
 }
 
 /// Attaches as `cli` says; returns how it ended.
-fn attach(cli: &Cli) -> anyhow::Result<(SessionId, End)> {
+fn attach(cli: &Cli) -> anyhow::Result<(SessionId, Mode, End)> {
     let root = cli.root.open(Access::Read)?;
     let session = pick(&root, cli.selector.as_deref())?;
     let id = session.id.clone();
@@ -63,48 +89,83 @@ fn attach(cli: &Cli) -> anyhow::Result<(SessionId, End)> {
 
     let stdin_tty = io::stdin().is_terminal();
     let stdout_tty = io::stdout().is_terminal();
-    let raw = record.tty && stdin_tty && !cli.no_stdin;
-    let size = (record.tty && stdout_tty)
-        .then(|| ::cli::term::size(io::stdout()))
-        .flatten();
+    let takes_input = record.tty || record.stdin;
+    let scripted = !cli.send.is_empty() || !cli.keys.is_empty();
+    let mode = if scripted || (!stdin_tty && !cli.no_stdin) {
+        Mode::Script
+    } else if !stdin_tty {
+        Mode::Follow
+    } else if cli.no_stdin || !takes_input {
+        Mode::Watch
+    } else if record.tty {
+        Mode::Drive
+    } else {
+        Mode::Lines
+    };
+    if cli.eof && mode != Mode::Script {
+        bail!("--eof closes the input after piped input, --send or --keys; stdin is a terminal");
+    }
+    if mode == Mode::Script && !takes_input {
+        bail!("{id} has no stdin: it cannot take input (spawn it with --stdin or --tty)");
+    }
+    // What is shown: nothing on a terminal unless a terminal is also the
+    // input (whose answers to the program's queries must go somewhere).
+    let show = stdin_tty || !stdout_tty;
+    let on_screen = record.tty && stdout_tty && matches!(mode, Mode::Drive | Mode::Watch);
+    let size = on_screen.then(|| ::cli::term::size(io::stdout())).flatten();
     let hello = Hello {
         version: protocol::VERSION,
-        input: !cli.no_stdin,
+        input: matches!(mode, Mode::Drive | Mode::Lines | Mode::Script),
         size,
+        terminal: mode == Mode::Drive,
     };
     let (stream, welcome) =
         protocol::connect(&session.dir, &hello).with_context(|| format!("connecting to {id}"))?;
-    // Piped input is refused rather than silently dropped.
-    let mut read_input = !cli.no_stdin;
-    if read_input && !welcome.stdin {
-        if !stdin_tty {
-            bail!("{id} has no stdin: it cannot take piped input (spawn it with --stdin or --tty)");
+    let mut mode = mode;
+    if matches!(mode, Mode::Lines | Mode::Script) && !welcome.stdin {
+        if mode == Mode::Script {
+            bail!("{id} takes no more input: its stdin was closed");
         }
+        mode = Mode::Watch;
+    }
+    if mode == Mode::Watch && !cli.no_stdin {
         eprintln!("[{id} is read-only: its command has no stdin; watching]");
-        read_input = false;
     }
 
-    let signals = block_signals()?;
-    let _raw = if raw {
-        Some(RawMode::enter().context("setting the terminal to raw mode")?)
-    } else {
-        None
-    };
-    replay(&session, &welcome, cli.replay)?;
     let mut link = Link {
         id: id.clone(),
         dir: session.dir.clone(),
         stream,
-        detector: Detector::new(&cli.detach_keys),
-        raw,
+        detector: match mode {
+            Mode::Watch => Detector::new(&cli.detach_keys, &[Key::Ctrl(b'd'), Key::Ctrl(b'c')]),
+            _ => Detector::new(&cli.detach_keys, &[]),
+        },
+        mode,
         tty: welcome.tty,
-        stdout_tty,
-        read_input,
-        signals,
+        on_screen,
+        show,
+        eof: cli.eof,
+        events: (record.kind == Kind::Exec).then(Vec::new),
+        signals: block_signals()?,
     };
-    let end = link.relay();
-    drop(_raw);
-    Ok((id, end?))
+    if mode == Mode::Script && scripted {
+        let mut input: Vec<u8> = cli.send.iter().flat_map(|t| t.bytes()).collect();
+        input.extend(cli.keys.iter().flatten());
+        return Ok((id, mode, link.send_all(input)?));
+    }
+
+    let _terminal = match mode {
+        Mode::Drive | Mode::Watch if record.tty => Some(Terminal::enter(Setup::Raw, size)),
+        Mode::Watch => Some(Terminal::enter(Setup::RawInput, None)),
+        _ => None,
+    }
+    .transpose()
+    .context("setting the terminal to raw mode")?;
+    if show && mode != Mode::Script {
+        replay(&session, &welcome, cli.replay, link.events.is_some())?;
+    }
+    let end = link.relay()?;
+    Ok((id, mode, end))
 }
 
 /// The session `selector` names, or the newest running one; it must be
@@ -140,8 +201,14 @@ fn pick(root: &Root, selector: Option<&str>) -> anyhow::Result<Session> {
 }
 
 /// Shows what the session wrote before we joined: a tty session's last
-/// screenfuls (the program repaints too), a pipe session's last lines.
-fn replay(session: &Session, welcome: &Welcome, lines: usize) -> anyhow::Result<()> {
+/// screenfuls, its terminal queries left out (the program repaints too),
+/// a pipe session's last lines (an exec session's rendered).
+fn replay(
+    session: &Session,
+    welcome: &Welcome,
+    lines: usize,
+    rendered: bool,
+) -> anyhow::Result<()> {
     if welcome.tty {
         let index = Reader::open(&session.dir.join(layout::INDEX)).ok();
         let log = StreamLog::open(&session.dir, Stream::Stdout, index.as_ref())?;
@@ -153,10 +220,7 @@ fn replay(session: &Session, welcome: &Welcome, lines: usize) -> anyhow::Result<
             let cut = bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
             bytes.drain(..cut);
         }
-        let mut out = io::stdout().lock();
-        out.write_all(b"\x1b[H\x1b[2J")?;
-        out.write_all(&bytes)?;
-        out.flush()?;
+        term::show(&mut io::stdout().lock(), &bytes, true)?;
         return Ok(());
     }
     let mut source = Source::open(session.id.clone(), session.dir.clone())?;
@@ -167,15 +231,36 @@ fn replay(session: &Session, welcome: &Welcome, lines: usize) -> anyhow::Result<
         upto: Some(welcome.index_len as usize),
     };
     for line in source.last_lines(lines, &window, false)? {
-        let mut text = line.text;
-        text.push(b'\n');
         match line.stream {
-            Stream::Stdout => io::stdout().lock().write_all(&text)?,
-            Stream::Stderr => io::stderr().lock().write_all(&text)?,
+            Stream::Stdout if rendered => {
+                let mut out = io::stdout().lock();
+                for text in rendered_line(&line.text) {
+                    out.write_all(&text)?;
+                }
+            }
+            Stream::Stdout => writeln_bytes(&mut io::stdout().lock(), &line.text)?,
+            Stream::Stderr => writeln_bytes(&mut io::stderr().lock(), &line.text)?,
         }
     }
     io::stdout().flush()?;
     Ok(())
+}
+
+/// A line of an exec session's stdout as people read it (codex-tail's
+/// rendering), each output line with its newline.
+fn rendered_line(line: &[u8]) -> Vec<Vec<u8>> {
+    match render(line) {
+        Some(lines) => lines
+            .into_iter()
+            .map(|l| format!("{l}\n").into_bytes())
+            .collect(),
+        None => vec![[line, b"\n"].concat()],
+    }
+}
+
+fn writeln_bytes(out: &mut impl Write, text: &[u8]) -> io::Result<()> {
+    out.write_all(text)?;
+    out.write_all(b"\n")
 }
 
 /// Blocks the signals handled in the loop and returns their signalfd.
@@ -203,10 +288,16 @@ struct Link {
     dir: PathBuf,
     stream: UnixStream,
     detector: Detector,
-    raw: bool,
+    mode: Mode,
     tty: bool,
-    stdout_tty: bool,
-    read_input: bool,
+    /// codex-attach draws on the terminal (a tty session's screen).
+    on_screen: bool,
+    /// Output is written to stdout.
+    show: bool,
+    /// Close the session's input at the end of ours.
+    eof: bool,
+    /// An exec session: its stdout rendered line by line; the line begun.
+    events: Option<Vec<u8>>,
     signals: SignalFd,
 }
 
@@ -214,7 +305,14 @@ impl Link {
     fn relay(&mut self) -> anyhow::Result<End> {
         let mut inbuf = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
+        let read_input = !matches!(self.mode, Mode::Follow);
+        // When the escape sequence being typed must be taken as it is.
+        let mut escape_due: Option<Instant> = None;
         loop {
+            let timeout = escape_due.map_or(PollTimeout::NONE, |due| {
+                let left = due.saturating_duration_since(Instant::now());
+                PollTimeout::try_from(left + Duration::from_millis(1)).unwrap_or(PollTimeout::MAX)
+            });
             let (sock_ready, input_ready, sig_ready) = {
                 let stdin_handle = io::stdin();
                 let stdin: BorrowedFd<'_> = stdin_handle.as_fd();
@@ -222,10 +320,10 @@ impl Link {
                     PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
                 ];
-                if self.read_input {
+                if read_input {
                     fds.push(PollFd::new(stdin, PollFlags::POLLIN));
                 }
-                match poll(&mut fds, PollTimeout::NONE) {
+                match poll(&mut fds, timeout) {
                     Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -245,6 +343,14 @@ impl Link {
                 if let Some(end) = self.on_input(&mut buf)? {
                     return Ok(end);
                 }
+                escape_due = self.detector.waiting().map(|wait| Instant::now() + wait);
+            } else if escape_due.is_some_and(|due| due <= Instant::now()) {
+                // Nothing followed the Escape: it was the Escape key.
+                escape_due = None;
+                let fed = self.detector.flush();
+                if let Some(end) = self.on_keys(fed.pass, fed.detach)? {
+                    return Ok(end);
+                }
             }
             if sock_ready {
                 let n = match self.stream.read(&mut buf) {
@@ -258,8 +364,12 @@ impl Link {
                 inbuf.extend_from_slice(&buf[..n]);
                 while let Some(frame) = Frame::decode(&mut inbuf)? {
                     match frame {
-                        Frame::Stdout(b) => write_out(&mut io::stdout().lock(), &b)?,
-                        Frame::Stderr(b) => write_out(&mut io::stderr().lock(), &b)?,
+                        Frame::Stdout(b) => self.output(&b)?,
+                        Frame::Stderr(b) if self.show => {
+                            let mut err = io::stderr().lock();
+                            err.write_all(&b)?;
+                            err.flush()?;
+                        }
                         Frame::Exit(x) => return Ok(End::Exited(x.code)),
                         Frame::Error(m) => bail!("{}: {m}", self.id),
                         _ => {}
@@ -269,11 +379,32 @@ impl Link {
         }
     }
 
+    /// Output of the session: to the terminal through the display, an
+    /// exec session's events rendered.
+    fn output(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if !self.show {
+            return Ok(());
+        }
+        let mut out = io::stdout().lock();
+        let Some(line) = self.events.as_mut() else {
+            return term::show(&mut out, bytes, false);
+        };
+        line.extend_from_slice(bytes);
+        while let Some(nl) = line.iter().position(|&b| b == b'\n') {
+            let whole: Vec<u8> = line.drain(..=nl).collect();
+            for text in rendered_line(&whole[..nl]) {
+                out.write_all(&text)?;
+            }
+        }
+        out.flush()
+    }
+
     fn on_signals(&mut self) -> anyhow::Result<Option<End>> {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGWINCH) if self.tty && self.stdout_tty && self.raw => {
+                Ok(Signal::SIGWINCH) if self.tty && self.on_screen => {
                     if let Some((cols, rows)) = ::cli::term::size(io::stdout()) {
+                        term::resized((cols, rows));
                         self.send(Frame::Resize(cols, rows))?;
                     }
                 }
@@ -300,15 +431,29 @@ impl Link {
         if n == 0 {
             // End of input: piped input is all sent, or ctrl-d on a
             // terminal in line mode.
+            if self.eof {
+                self.send(Frame::Close)?;
+            }
             self.send(Frame::Detach)?;
             return Ok(Some(End::Detached));
         }
-        if !self.raw {
-            self.send(Frame::Input(buf[..n].to_vec()))?;
-            return Ok(None);
+        match self.mode {
+            Mode::Drive | Mode::Watch => {
+                let fed = self.detector.feed(&buf[..n]);
+                self.on_keys(fed.pass, fed.detach)
+            }
+            _ => {
+                self.send(Frame::Input(buf[..n].to_vec()))?;
+                Ok(None)
+            }
         }
-        let (keys, detach) = self.detector.feed(&buf[..n]);
-        if !keys.is_empty() {
+    }
+
+    /// Keys typed on a terminal, the detach sequence taken out: to the
+    /// program when driving it, dropped when watching (the terminal's
+    /// answers to queries included).
+    fn on_keys(&mut self, keys: Vec<u8>, detach: bool) -> anyhow::Result<Option<End>> {
+        if !keys.is_empty() && self.mode == Mode::Drive {
             self.send(Frame::Input(keys))?;
         }
         if detach {
@@ -316,6 +461,18 @@ impl Link {
             return Ok(Some(End::Detached));
         }
         Ok(None)
+    }
+
+    /// `--send`/`--keys`: the input, the end of input when asked, detach.
+    fn send_all(&mut self, input: Vec<u8>) -> anyhow::Result<End> {
+        if !input.is_empty() {
+            self.send(Frame::Input(input))?;
+        }
+        if self.eof {
+            self.send(Frame::Close)?;
+        }
+        self.send(Frame::Detach)?;
+        Ok(End::Detached)
     }
 
     fn send(&mut self, frame: Frame) -> io::Result<()> {
@@ -334,9 +491,4 @@ impl Link {
             (status, _) => bail!("the connection to {} closed; it is {status}", self.id),
         }
     }
-}
-
-fn write_out(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
-    out.write_all(bytes)?;
-    out.flush()
 }

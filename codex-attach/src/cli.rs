@@ -6,13 +6,15 @@ use ::cli::{Codes, Failure, RootArg, Tool};
 use clap::{ArgMatches, Parser};
 use shared::Selector;
 
-use crate::keys::DetachKeys;
+use crate::keys::{self, DetachKeys};
 
 /// Attach the terminal to a running background session, and detach again.
 ///
 /// In a tty session every key goes to the program; detach with ctrl-\ (see
-/// --detach-keys). With stdin not a terminal, its bytes go to the session
-/// and codex-attach detaches at its end (`printf 'y\n' | codex-attach ID`).
+/// --detach-keys), however the terminal encodes it. With stdin not a
+/// terminal, its bytes go to the session and codex-attach detaches at its
+/// end (`printf 'y\n' | codex-attach ID`), writing nothing to a terminal.
+/// Scripts send text and keys with --send and --keys.
 #[derive(Debug, Parser)]
 #[command(
     name = "codex-attach",
@@ -31,9 +33,21 @@ pub struct Cli {
     #[arg(long, value_name = "KEYS", default_value = "ctrl-\\", value_parser = DetachKeys::parse)]
     pub detach_keys: DetachKeys,
 
-    /// Watch only: send no input.
+    /// Watch only: send no input (the terminal still goes to raw mode; the detach keys, ctrl-D and ctrl-C detach).
     #[arg(long)]
     pub no_stdin: bool,
+
+    /// Send TEXT as typed input, then detach; stdin is not read and nothing is written to the terminal (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    pub send: Vec<String>,
+
+    /// Send keys after any --send text, then detach: comma-separated names such as enter, tab, esc, up, ctrl-c (repeatable).
+    #[arg(long, value_name = "KEYS", value_parser = keys::named)]
+    pub keys: Vec<Vec<u8>>,
+
+    /// Close the session's input after what was sent (piped stdin, --send, --keys): a --stdin session's command sees the end of its input, a tty session gets its end-of-file character (ctrl-D).
+    #[arg(long)]
+    pub eof: bool,
 
     /// Lines of recent output to show first in a pipe session.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = count::<usize>)]

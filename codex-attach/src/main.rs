@@ -2,6 +2,7 @@
 
 mod attach;
 mod cli;
+mod display;
 mod keys;
 mod term;
 

@@ -62,9 +62,13 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
-    /// Exec sessions: print codex's JSONL events as they are instead of rendering them.
+    /// Exec sessions: print codex's JSONL events as they are instead of rendering them (a tty session's bytes are printed as they are unless --screen).
     #[arg(long)]
     pub raw: bool,
+
+    /// Tty sessions: print what the screen shows now, as plain text (like tmux capture-pane -p).
+    #[arg(long, conflicts_with_all = ["bytes", "follow", "json", "timestamps", "since", "until", "raw"])]
+    pub screen: bool,
 }
 
 impl Tool for Cli {

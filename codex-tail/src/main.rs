@@ -3,7 +3,7 @@
 mod cli;
 mod follow;
 mod output;
-mod render;
+mod screen;
 mod tail;
 
 fn main() {

@@ -9,7 +9,7 @@ use shared::layout::Stream;
 
 use shared::output::Line;
 
-use crate::render::render;
+use shared::render::render;
 
 /// Colours for session prefixes on a terminal, in turn.
 const COLOURS: [&str; 6] = ["36", "33", "35", "32", "34", "31"];

@@ -1,6 +1,6 @@
 //! What codex-tail does: pick the sessions, print their ends, follow them.
 
-use std::io;
+use std::io::{self, Write};
 
 use anyhow::{anyhow, Context};
 
@@ -10,8 +10,8 @@ use shared::{Access, Selector, Session, Timestamp};
 use crate::cli::{Cli, Lines};
 use crate::follow::follow;
 use crate::output::Printer;
-use crate::render;
 use shared::output::{Line, Source, Window};
+use shared::render;
 
 /// Runs codex-tail; returns the exit status.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
@@ -58,6 +58,20 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(_) => {}
             Err(e) => fail(e.into())?,
         }
+    }
+    if cli.screen {
+        let mut out = io::stdout().lock();
+        let several = ids.len() > 1;
+        for (nth, id) in ids.into_iter().enumerate() {
+            let session = Session::load(id.clone(), root.session_dir(&id));
+            if several {
+                let gap = if nth > 0 { "\n" } else { "" };
+                writeln!(out, "{gap}==> {id} <==")?;
+            }
+            crate::screen::print(&session, &mut out)?;
+        }
+        out.flush()?;
+        return Ok(0);
     }
     let mut sources = Vec::new();
     for id in ids {

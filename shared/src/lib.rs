@@ -27,6 +27,7 @@ pub mod output;
 pub mod protocol;
 pub mod record;
 pub mod remove;
+pub mod render;
 pub mod root;
 pub mod select;
 pub mod status;

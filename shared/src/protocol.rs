@@ -11,6 +11,7 @@
 //! | `W` welcome | supervisor → client | JSON [`Welcome`] |
 //! | `I` input | client → supervisor | bytes for the command's terminal or stdin |
 //! | `Z` resize | client → supervisor | `u16` columns, `u16` rows (LE) |
+//! | `C` close | client → supervisor | empty: no more input (the end of a `--stdin` session's input; a tty session's end-of-file character) |
 //! | `D` detach | client → supervisor | empty |
 //! | `O` stdout | supervisor → client | bytes the command wrote (a tty session's only stream) |
 //! | `E` stderr | supervisor → client | bytes the command wrote to stderr |
@@ -48,6 +49,11 @@ pub struct Hello {
     /// The client terminal's size (columns, rows), when it has one.
     #[serde(default)]
     pub size: Option<(u16, u16)>,
+    /// Whether the client shows the output on a terminal and forwards
+    /// what that terminal sends: it then answers the program's terminal
+    /// queries, and the supervisor no longer does.
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// The supervisor's answer to [`Hello`].
@@ -89,6 +95,8 @@ pub enum Frame {
     Input(Vec<u8>),
     /// The client's terminal size: columns, rows.
     Resize(u16, u16),
+    /// No more input: the command's stdin is closed.
+    Close,
     /// The client leaves.
     Detach,
     /// Output on stdout (or the terminal).
@@ -113,6 +121,7 @@ impl Frame {
                 p.extend_from_slice(&r.to_le_bytes());
                 (b'Z', p.into())
             }
+            Frame::Close => (b'C', Vec::new().into()),
             Frame::Detach => (b'D', Vec::new().into()),
             Frame::Stdout(b) => (b'O', b.as_slice().into()),
             Frame::Stderr(b) => (b'E', b.as_slice().into()),
@@ -150,6 +159,7 @@ impl Frame {
                 u16::from_le_bytes([payload[0], payload[1]]),
                 u16::from_le_bytes([payload[2], payload[3]]),
             ),
+            b'C' => Frame::Close,
             b'D' => Frame::Detach,
             b'O' => Frame::Stdout(payload),
             b'E' => Frame::Stderr(payload),
@@ -283,6 +293,7 @@ mod tests {
                 version: 1,
                 input: true,
                 size: Some((80, 24)),
+                terminal: true,
             }),
             Frame::Welcome(Welcome {
                 version: 1,
@@ -294,6 +305,7 @@ mod tests {
             }),
             Frame::Input(b"ls\r".to_vec()),
             Frame::Resize(132, 43),
+            Frame::Close,
             Frame::Detach,
             Frame::Stdout(vec![0, 255, 27]),
             Frame::Stderr(b"oops".to_vec()),

@@ -98,6 +98,10 @@ pub struct Record {
     /// absent).
     #[serde(default)]
     pub size: Option<[u16; 2]>,
+    /// A tty session's window size now: columns, rows (the supervisor
+    /// notes each change; absent until the first).
+    #[serde(default)]
+    pub window: Option<[u16; 2]>,
     /// Whether the command's stdin stays open for input through attach.
     #[serde(default)]
     pub stdin: bool,

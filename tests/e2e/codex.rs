@@ -746,3 +746,118 @@ fn two_repls_the_first_removed_the_second_still_answers() {
     tmux.keys(&["C-\\"]);
     t.tool("codex-rm", &["-f", &second]).expect_success();
 }
+
+/// The pane's modes, as tmux sees them.
+const PANE_MODES: &str = "cursor-keys=#{keypad_cursor_flag} keypad=#{keypad_flag} \
+alt=#{alternate_on} mouse=#{mouse_any_flag} cursor=#{cursor_flag} wrap=#{wrap_flag} \
+origin=#{origin_flag} region=#{scroll_region_upper}-#{scroll_region_lower}";
+
+#[test]
+fn repl_detached_by_a_kitty_key_leaves_the_terminal_as_it_was() {
+    let t = TestRoot::new("codex-restore");
+    let work = t.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let c = Codex::new(&t, [Reply::message("Hi from the model server.")]);
+    let id = c.spawn(&t, &["-C", s(&work)], &["repl", "say hi", "--no-daemon"]);
+    let ctx = || c.context(&t, &id);
+    if !eventually(CODEX_WAIT, || c.server.turns().len() == 1) {
+        panic!("the interactive codex never asked the model\n{}", ctx());
+    }
+    let tmux = Tmux::shell(&t, (100, 30), "xterm-256color", SCREEN_WAIT);
+    let modes = || {
+        tmux.ok(&["display-message", "-p", "-t", Tmux::SESSION, PANE_MODES])
+            .stdout_str()
+            .trim()
+            .to_string()
+    };
+    let stty = || {
+        let tty = tmux.var("pane_tty");
+        t.command("stty")
+            .args(["-a", "-F", &tty])
+            .run()
+            .stdout_str()
+    };
+    tmux.type_line("echo before-attach");
+    tmux.wait_line("before-attach");
+    let (modes0, stty0, screen0) = (modes(), stty(), tmux.screen());
+    let bytes = t.path().join("pane.bytes");
+    tmux.ok(&[
+        "pipe-pane",
+        "-o",
+        "-t",
+        Tmux::SESSION,
+        &format!("cat >> {}", s(&bytes)),
+    ]);
+    tmux.type_line(&format!(
+        "codex-attach --root {} {id}; echo rc1=$?",
+        s(t.root())
+    ));
+    tmux.wait_screen_or(
+        "the codex screen with the answer",
+        |l| shows(l, "Hi from the model server.") && !l.iter().any(|l| l.starts_with(OUT.1)),
+        ctx,
+    );
+    let during = modes();
+    // ctrl-\ as a terminal speaking the kitty keyboard protocol sends it.
+    tmux.ok(&[
+        "send-keys",
+        "-t",
+        Tmux::SESSION,
+        "-H",
+        "1b",
+        "5b",
+        "39",
+        "32",
+        "3b",
+        "35",
+        "75",
+    ]);
+    let screen1 = tmux.wait_screen_or(
+        "rc1=0 after detaching",
+        |l| {
+            let at = l.iter().position(|l| l.ends_with("rc1=0"));
+            at.is_some_and(|i| l[i + 1..].iter().any(|l| l.starts_with(OUT.1)))
+        },
+        ctx,
+    );
+    let (modes1, stty1) = (modes(), stty());
+    eprintln!(
+        "before attach: {modes0}\n{}while attached: {during}\nafter detach: {modes1}\n{}",
+        screen_dump(&screen0),
+        screen_dump(&screen1)
+    );
+    assert_eq!(modes1, modes0, "the pane's modes were not restored");
+    assert_eq!(stty1, stty0, "the terminal settings were not restored");
+    // codex's TUI runs in the alternate screen: after it, the main screen
+    // as the attach left it (what codex wrote before switching), the
+    // notice on a line of its own below all of it, then the prompt.
+    let lines: Vec<&str> = screen1.lines().collect();
+    let notice = lines.iter().position(|l| l.starts_with("[detached from"));
+    let last_text = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty() && !l.starts_with(OUT.1) && !l.contains("rc1=0"));
+    assert!(
+        notice.is_some() && notice == last_text,
+        "the notice should be on its own line below the screen's text\n{}",
+        screen_dump(&screen1)
+    );
+    // Restored: the kitty stack popped past codex-attach's own entry,
+    // focus events and bracketed paste off.
+    let written = String::from_utf8_lossy(&fs::read(&bytes).unwrap_or_default()).into_owned();
+    let pushed = written.find("\x1b[>0u");
+    let popped = written.rfind("\x1b[<");
+    assert!(
+        pushed.is_some() && popped > pushed,
+        "no kitty push and pop written: {written:?}"
+    );
+    let tail = &written[popped.unwrap_or(0)..];
+    assert!(
+        tail.contains("\x1b[?1004l") && tail.contains("\x1b[?2004l"),
+        "focus events and bracketed paste not turned off: {tail:?}"
+    );
+    // Nothing was typed into codex by the attach: still one turn, and the
+    // session runs on.
+    assert_eq!(c.server.turns().len(), 1, "{}", c.server.describe());
+    assert_eq!(t.status(&id), Status::Running, "{}", t.listing());
+    t.tool("codex-rm", &["-f", &id]).expect_success();
+}

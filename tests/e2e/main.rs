@@ -19,3 +19,4 @@ mod spawn;
 mod support;
 mod tail;
 mod tail_truth;
+mod terminal;

@@ -15,6 +15,8 @@ const MAX_PENDING: usize = 1 << 20;
 pub struct Feed {
     file: Option<File>,
     pending: VecDeque<u8>,
+    /// Close once what is pending is written (the end of the input).
+    closing: bool,
 }
 
 impl Feed {
@@ -24,6 +26,7 @@ impl Feed {
         Ok(Feed {
             file: Some(File::from(fd)),
             pending: VecDeque::new(),
+            closing: false,
         })
     }
 
@@ -38,13 +41,35 @@ impl Feed {
     /// Queues `bytes` (beyond the bound they are dropped) and writes what
     /// the other side takes.
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.closing {
+            return;
+        }
         let room = MAX_PENDING.saturating_sub(self.pending.len());
         self.pending.extend(&bytes[..bytes.len().min(room)]);
         self.write_pending();
     }
 
+    /// Whether input is still taken (not closed, the reader not gone).
+    pub fn is_open(&self) -> bool {
+        self.file.is_some() && !self.closing
+    }
+
+    /// Ends the input: closed once what is queued is written, so that the
+    /// reader sees the end of its input after the last byte.
+    pub fn close(&mut self) {
+        self.closing = true;
+        self.write_pending();
+    }
+
     /// Writes queued input as far as the other side takes it.
     pub fn write_pending(&mut self) {
+        self.write_queued();
+        if self.closing && self.pending.is_empty() {
+            self.file = None;
+        }
+    }
+
+    fn write_queued(&mut self) {
         let Some(file) = self.file.as_mut() else {
             self.pending.clear();
             return;

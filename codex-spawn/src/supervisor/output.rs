@@ -89,7 +89,7 @@ impl Output {
     /// Whether the command takes input from attached clients.
     pub fn takes_input(&self) -> bool {
         match self {
-            Output::Pipes { stdin, .. } => stdin.is_some(),
+            Output::Pipes { stdin, .. } => stdin.as_ref().is_some_and(Feed::is_open),
             Output::Pty(_) => true,
         }
     }
@@ -206,6 +206,14 @@ impl Output {
         logs.commit();
     }
 
+    /// A pty's window size (columns, rows); none for pipes.
+    pub fn window(&self) -> Option<(u16, u16)> {
+        match self {
+            Output::Pty(pty) => Some(pty.size()),
+            Output::Pipes { .. } => None,
+        }
+    }
+
     /// When the source needs a turn (a pty's repaint jiggle to end).
     pub fn deadline(&self) -> Option<Instant> {
         match self {
@@ -236,8 +244,19 @@ impl Output {
                     pty.jiggle();
                 }
             }
-            (Event::Resize(cols, rows), Output::Pty(pty)) => pty.resize(cols, rows),
+            (Event::Resize(cols, rows) | Event::Left(Some((cols, rows))), Output::Pty(pty))
+                if (cols, rows) != pty.size() =>
+            {
+                pty.resize(cols, rows)
+            }
             (Event::Input(bytes), Output::Pty(pty)) => pty.input(&bytes),
+            (Event::Close, Output::Pty(pty)) => pty.end_of_input(),
+            (
+                Event::Close,
+                Output::Pipes {
+                    stdin: Some(feed), ..
+                },
+            ) => feed.close(),
             (
                 Event::Input(bytes),
                 Output::Pipes {
@@ -250,8 +269,8 @@ impl Output {
 }
 
 /// Reads what the program wrote to its terminal: logged, sent to the
-/// attached clients, and, while nobody is attached, scanned for terminal
-/// queries to answer.
+/// attached clients, and, while no attached client's terminal answers
+/// them, scanned for terminal queries to answer.
 fn read_pty(pty: &mut Pty, logs: &mut Logs, server: &mut Option<Server>) {
     let mut budget = PTY_BUDGET;
     while budget > 0 {
@@ -261,9 +280,11 @@ fn read_pty(pty: &mut Pty, logs: &mut Logs, server: &mut Option<Server>) {
         }
         budget = budget.saturating_sub(chunk.len());
         logs.log_chunk(Stream::Stdout, &chunk, Timestamp::now());
-        match server {
-            Some(server) if server.has_clients() => server.broadcast(&Frame::Stdout(chunk)),
-            _ => pty.answer_queries(&chunk),
+        if !server.as_ref().is_some_and(Server::has_terminals) {
+            pty.answer_queries(&chunk);
+        }
+        if let Some(server) = server.as_mut().filter(|s| s.has_clients()) {
+            server.broadcast(&Frame::Stdout(chunk));
         }
     }
 }

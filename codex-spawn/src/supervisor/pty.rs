@@ -128,6 +128,19 @@ impl Pty {
         self.feed.push(bytes);
     }
 
+    /// Types the terminal's end-of-file character (VEOF, normally ctrl-D):
+    /// a program reading lines sees the end of its input.
+    pub fn end_of_input(&mut self) {
+        let veof = self
+            .master
+            .as_ref()
+            .and_then(|m| nix::sys::termios::tcgetattr(m).ok())
+            .map_or(4, |t| {
+                t.control_chars[nix::sys::termios::SpecialCharacterIndices::VEOF as usize]
+            });
+        self.input(&[veof]);
+    }
+
     /// Writes queued input as far as the terminal takes it.
     pub fn write_pending(&mut self) {
         self.feed.write_pending();

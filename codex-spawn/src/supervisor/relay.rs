@@ -20,7 +20,7 @@ use crate::agent::Watcher;
 use crate::children::Children;
 use crate::logs::Logs;
 use crate::output::{Consumers, Output};
-use crate::server::Server;
+use crate::server::{Event, Server};
 use crate::signals::{Arrival, Signals};
 use crate::state;
 
@@ -143,11 +143,9 @@ impl Supervisor {
         self.children.reap();
     }
 
-    /// Serves the attach socket: new clients, their input and sizes.
+    /// Serves the attach socket: new clients, their input and sizes; when
+    /// clients have left, the window takes the size of one still there.
     fn serve(&mut self) {
-        let Some(server) = self.server.as_mut().filter(|s| s.has_ready()) else {
-            return;
-        };
         let welcome = Welcome {
             version: protocol::VERSION,
             tty: self.record.tty,
@@ -156,8 +154,28 @@ impl Supervisor {
             stdout_len: self.logs.logged(Stream::Stdout),
             stderr_len: self.logs.logged(Stream::Stderr),
         };
-        for event in server.serve(&welcome) {
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        let mut events = match server.has_ready() {
+            true => server.serve(&welcome),
+            false => Vec::new(),
+        };
+        events.extend(server.take_left().map(Event::Left));
+        for event in events {
             self.output.on_client(event);
+        }
+        self.note_window();
+    }
+
+    /// Records a tty session's window size when it changed, so that its
+    /// screen can be shown as text at the right width.
+    fn note_window(&mut self) {
+        let Some((cols, rows)) = self.output.window() else {
+            return;
+        };
+        if self.record.window != Some([cols, rows]) {
+            state::window(&mut self.record, &self.dir, [cols, rows]);
         }
     }
 

@@ -40,6 +40,11 @@ pub enum Event {
     Input(Vec<u8>),
     /// A client's terminal changed size.
     Resize(u16, u16),
+    /// A client asked to close the command's input.
+    Close,
+    /// Clients left; the newest one still attached has this size (none:
+    /// no client with a terminal is left).
+    Left(Option<(u16, u16)>),
 }
 
 /// One connection. Its readiness is its own: poll's answer is noted on
@@ -56,6 +61,11 @@ struct Client {
     gone: bool,
     /// When it must have said hello.
     hello_by: Instant,
+    /// Its terminal's size, as last told.
+    size: Option<(u16, u16)>,
+    /// It shows the output on a terminal and forwards that terminal's
+    /// input (its answers to queries included).
+    terminal: bool,
 }
 
 /// The listening socket and its clients.
@@ -70,6 +80,8 @@ pub struct Server {
     /// A descriptor given up when `accept` finds none left (EMFILE), to
     /// take the connection and close it.
     spare: Option<File>,
+    /// Greeted clients went away since [`Server::take_left`] last looked.
+    left: bool,
 }
 
 impl Server {
@@ -92,6 +104,7 @@ impl Server {
             clients: Vec::new(),
             max_clients,
             spare: File::open("/dev/null").ok(),
+            left: false,
         })
     }
 
@@ -118,6 +131,34 @@ impl Server {
     /// Whether any client is attached (greeted).
     pub fn has_clients(&self) -> bool {
         self.clients.iter().any(|c| c.greeted)
+    }
+
+    /// Whether an attached client's terminal answers the program's
+    /// terminal queries (it shows the output and forwards its input).
+    pub fn has_terminals(&self) -> bool {
+        self.clients.iter().any(|c| c.greeted && c.terminal)
+    }
+
+    /// When clients left since the last call: the size of the newest
+    /// client still attached that has a terminal (so the window follows
+    /// who is there).
+    pub fn take_left(&mut self) -> Option<Option<(u16, u16)>> {
+        if !std::mem::take(&mut self.left) {
+            return None;
+        }
+        Some(
+            self.clients
+                .iter()
+                .rev()
+                .filter(|c| c.greeted)
+                .find_map(|c| c.size),
+        )
+    }
+
+    /// Drops the clients that went, noting whether attached ones did.
+    fn drop_gone(&mut self) {
+        self.left |= self.clients.iter().any(|c| c.gone && c.greeted);
+        self.clients.retain(|c| !c.gone);
     }
 
     /// The descriptors to poll, with their events: the listener first,
@@ -160,7 +201,7 @@ impl Server {
             client.read(welcome, &mut events);
             client.flush();
         }
-        self.clients.retain(|c| !c.gone);
+        self.drop_gone();
         if std::mem::take(&mut self.listener_ready) {
             self.accept();
         }
@@ -209,6 +250,8 @@ impl Server {
                 queued: 0,
                 greeted: false,
                 gone: false,
+                size: None,
+                terminal: false,
             });
         }
     }
@@ -224,7 +267,7 @@ impl Server {
             c.send(bytes.clone());
             c.flush();
         }
-        self.clients.retain(|c| !c.gone);
+        self.drop_gone();
     }
 
     /// Tells every client how the session ended, giving them up to
@@ -301,10 +344,18 @@ impl Client {
                     }
                     self.send(Frame::Welcome(welcome.clone()).encode());
                     self.greeted = true;
+                    self.size = hello.size.filter(|&(c, r)| c > 0 && r > 0);
+                    self.terminal = hello.terminal && hello.input;
                     events.push(Event::Attached(hello.size));
                 }
                 Ok(Some(Frame::Input(bytes))) if self.greeted => events.push(Event::Input(bytes)),
-                Ok(Some(Frame::Resize(c, r))) if self.greeted => events.push(Event::Resize(c, r)),
+                Ok(Some(Frame::Resize(c, r))) if self.greeted => {
+                    if c > 0 && r > 0 {
+                        self.size = Some((c, r));
+                    }
+                    events.push(Event::Resize(c, r))
+                }
+                Ok(Some(Frame::Close)) if self.greeted => events.push(Event::Close),
                 Ok(Some(Frame::Detach)) => {
                     self.gone = true;
                     return;
@@ -372,6 +423,7 @@ mod tests {
             version: protocol::VERSION,
             input: true,
             size: None,
+            terminal: false,
         });
         let connect = || {
             let mut c = UnixStream::connect(dir.join(layout::SOCKET)).unwrap();

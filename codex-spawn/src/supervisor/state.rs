@@ -49,6 +49,13 @@ pub fn agent(record: &mut Record, dir: &Path, agent: &Agent) {
     let _ = record.write(dir, WHILE_RUNNING);
 }
 
+/// Records a tty session's window size now (a failure waits for the next
+/// write).
+pub fn window(record: &mut Record, dir: &Path, size: [u16; 2]) {
+    record.window = Some(size);
+    let _ = record.write(dir, WHILE_RUNNING);
+}
+
 /// Records how the command ended (`exit`, `None` when its status was
 /// lost), what was logged and dropped, and the last agent summary; durably.
 pub fn exited(

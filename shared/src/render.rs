@@ -11,7 +11,7 @@ pub const OUTPUT_LINES: usize = 5;
 /// The line that closes the rendered view of a session that did not end by
 /// itself: stopped by its `--timeout`, killed by a signal, or ended with
 /// the status of one (codex exits 128+N when signal N stops it).
-pub fn closing(record: &shared::Record) -> Option<String> {
+pub fn closing(record: &crate::Record) -> Option<String> {
     let signal = record.signal.clone().or_else(|| {
         let code = record.exit_code?;
         let signo = code.checked_sub(128).filter(|n| (1..=64).contains(n))?;
