@@ -402,6 +402,54 @@ fn symlinks_are_removed_as_links_never_followed() {
     assert!(t.session_dir(&other).is_dir());
 }
 
+/// What a codex-spawn killed mid-creation (`.new-…`) or a codex-rm killed
+/// mid-removal (`.rm-…`) left behind is reclaimed by every codex-rm run,
+/// once older than 10 s and unlocked; a fresh one, or one whose lock is
+/// held, is left alone.
+#[test]
+fn every_run_reclaims_abandoned_staging_directories() {
+    let t = TestRoot::new("rm-staging");
+    let id = t.spawn_id(&["--", "true"]);
+    t.wait_ended(&id, WAIT);
+    let hidden = |name: &str, files: &[&str]| {
+        let dir = t.root().join(name);
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        for f in files {
+            fs::write(dir.join(f), "").unwrap();
+        }
+        dir
+    };
+    let old = Duration::from_secs(60);
+    backdate(&hidden(".new-1-abandoned", &["lock", "session.json"]), old);
+    backdate(
+        &hidden(".rm-gone-r-4242-0", &["lock", "session.json", "stdout.log"]),
+        old,
+    );
+    hidden(".new-2-fresh", &["lock"]);
+    let busy = hidden(".new-3-busy", &["lock"]);
+    let mut holder = t.helper(
+        &["flock", "-x", s(&busy.join("lock")), "sleep", "300"],
+        &[],
+        None,
+    );
+    assert!(
+        eventually(WAIT, || shared::lock::is_held(&busy).unwrap_or(false)),
+        "flock never took the lock"
+    );
+    backdate(&busy, old);
+    let out = rm(&t, &[&id]);
+    out.expect_success();
+    expect_ids(&out, &[&id]);
+    out.check(
+        t.entries() == [".new-2-fresh", ".new-3-busy"],
+        "the abandoned staging directories are not reclaimed, or the others are not left",
+    );
+    // The holder is ours to end, by its pid.
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
 // ---------------------------------------------------------------------
 // Ids from stdin; failures that do not stop the others.
 // ---------------------------------------------------------------------
@@ -439,30 +487,36 @@ fn fifty_ids_through_stdin_are_all_removed() {
 }
 
 /// `-f` on several running sessions asks them all to stop before waiting
-/// on any: each is reported stopped and removed, its command got SIGTERM
-/// (and ran its handler), nothing of it is left, and a session that ended
-/// between the request and its turn is still reported as stopped.
+/// on any: each command, in its SIGTERM handler, sees every other one told
+/// to stop too; each is reported stopped and removed, and nothing of it is
+/// left.
 #[test]
 fn force_on_many_running_sessions_stops_each_of_them() {
     let t = TestRoot::new("rm-many-force");
-    let ids: Vec<String> = (0..4)
+    let n = 4;
+    // Each command, on SIGTERM, says so (term-I), then waits up to 10 s
+    // for every other command to have been told too, and writes whether
+    // they all were (together) or not (alone) before it exits. Stopped one
+    // after the other, the first would wait alone in vain.
+    let ids: Vec<String> = (0..n)
         .map(|i| {
-            let marker = t.path().join(format!("term-{i}"));
-            let ready = t.path().join(format!("ready-{i}"));
             let script = format!(
-                "trap 'echo term > {}; exit 3' TERM; : > {}; while :; do sleep 0.05; done",
-                sh_quote(s(&marker)),
-                sh_quote(s(&ready))
+                "cd {dir} || exit 9; \
+                 trap ': > term-{i}; k=0; \
+                   while [ $(ls term-* | wc -l) -lt {n} ] && [ $k -lt 200 ]; do sleep 0.05; k=$((k+1)); done; \
+                   if [ $k -lt 200 ]; then echo together; else echo alone; fi > result-{i}; exit 3' TERM; \
+                 : > ready-{i}; while :; do sleep 0.05; done",
+                dir = sh_quote(s(t.path())),
             );
             t.spawn_id(&["--", "sh", "-c", &script])
         })
         .collect();
     // Each handler is set once its command says it is ready.
-    for i in 0..ids.len() {
+    for i in 0..n {
         let ready = t.path().join(format!("ready-{i}"));
         assert!(wait_file(&ready, WAIT), "{}", t.listing());
     }
-    let mut args = vec!["-f", "--grace", "5s", "--json"];
+    let mut args = vec!["-f", "--grace", "30s", "--json"];
     args.extend(ids.iter().map(String::as_str));
     let out = rm(&t, &args);
     out.expect_success();
@@ -472,10 +526,13 @@ fn force_on_many_running_sessions_stops_each_of_them() {
         "each reported stopped and removed, in order",
     );
     for (i, id) in ids.iter().enumerate() {
-        let marker = t.path().join(format!("term-{i}"));
+        let result = file_text(&t.path().join(format!("result-{i}")));
         out.check(
-            wait_file(&marker, WAIT),
-            &format!("{id}'s command never got SIGTERM"),
+            result == "together\n",
+            &format!(
+                "{id}'s command got SIGTERM, then saw the others not asked to stop \
+                 within 10 s ({result:?}): they were not asked all at once"
+            ),
         );
         assert_nothing_left(id);
     }

@@ -108,6 +108,15 @@ pub fn file_text(path: &Path) -> String {
     String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
 }
 
+/// Sets the modification time of `path` (a file or a directory) to `age`
+/// ago, as if it had been left there that long.
+pub fn backdate(path: &Path, age: Duration) {
+    let when = std::time::SystemTime::now() - age;
+    fs::File::open(path)
+        .and_then(|f| f.set_modified(when))
+        .unwrap_or_else(|e| panic!("backdating {}: {e}", path.display()));
+}
+
 /// Whether `name` is an executable on PATH.
 pub fn on_path(name: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| {
