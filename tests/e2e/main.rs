@@ -5,6 +5,7 @@
 mod abuse;
 mod attach;
 mod codex;
+mod environment;
 mod exec;
 mod faults;
 mod load;
