@@ -245,8 +245,7 @@ fn a_shell_session_attach_detach_reattach_and_its_exit_code() {
 
 #[test]
 fn vim_keeps_its_screen_across_attaches_and_follows_resizes() {
-    if !on_path("vim") {
-        eprintln!("note: vim is not installed; vim_keeps_its_screen... skipped");
+    if !need_program("vim", "a full-screen program to attach to") {
         return;
     }
     let t = TestRoot::new("attach-vim");
@@ -307,7 +306,7 @@ fn vim_keeps_its_screen_across_attaches_and_follows_resizes() {
 fn a_python_repl_driven_by_a_terminal_and_by_a_pipe() {
     let t = TestRoot::new("attach-python");
     let Some(py) = python(&t) else {
-        eprintln!("note: python3 is not installed; a_python_repl... skipped");
+        skip("python3 is not installed (scripts/test installs it)");
         return;
     };
     let id = spawn(&t, &["-t", "-n", "py", "--", &py, "-q"]);
@@ -342,7 +341,7 @@ fn a_python_repl_driven_by_a_terminal_and_by_a_pipe() {
 fn two_clients_see_the_output_and_a_stopped_one_stalls_nothing() {
     let t = TestRoot::new("attach-two");
     let Some(py) = python(&t) else {
-        eprintln!("note: python3 is not installed; two_clients... skipped");
+        skip("python3 is not installed (scripts/test installs it)");
         return;
     };
     // A counter at up to ~20 MB/s, until the stop file exists.

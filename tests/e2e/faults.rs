@@ -458,8 +458,8 @@ struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// Mounts a tmpfs of `size` (mode 0700) on `dir`, creating it; `None`,
-    /// with a note, where mounting is not allowed.
+    /// Mounts a tmpfs of `size` (mode 0700) on `dir`, creating it; `None`
+    /// where mounting is not allowed (a failure in CI, else a loud skip).
     fn mount(t: &TestRoot, dir: &Path, size: &str) -> Option<Tmpfs> {
         fs::create_dir_all(dir).unwrap();
         let opts = format!("size={size},mode=0700");
@@ -468,10 +468,10 @@ impl Tmpfs {
             .args(["-t", "tmpfs", "-o", &opts, "tmpfs", s(dir)])
             .run();
         if !out.status.success() {
-            eprintln!(
-                "note: cannot mount a tmpfs (root needed): {}; test skipped",
+            skip(&format!(
+                "cannot mount a tmpfs (root needed): {}",
                 out.stderr_str().trim()
-            );
+            ));
             return None;
         }
         Some(Tmpfs {

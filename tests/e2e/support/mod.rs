@@ -24,6 +24,7 @@ mod foreign;
 pub mod model;
 mod procs;
 mod root;
+mod skip;
 mod tmux;
 
 pub use bin::*;
@@ -31,6 +32,7 @@ pub use command::*;
 pub use foreign::*;
 pub use procs::*;
 pub use root::*;
+pub use skip::*;
 pub use tmux::*;
 
 /// How long a command may run before it is killed and the test fails.
