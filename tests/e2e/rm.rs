@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use shared::Status;
 
@@ -336,6 +337,79 @@ fn force_on_a_lost_session_kills_its_leftovers_but_never_a_reused_pid() {
     // The stranger is ours to end, by its pid.
     let _ = stranger.kill();
     let _ = stranger.wait();
+}
+
+/// Waits a moment, then fails unless every pid in `pids` still runs.
+fn expect_alive(out: &Output, pids: &[i32], what: &str) {
+    std::thread::sleep(Duration::from_millis(500));
+    let dead: Vec<i32> = pids.iter().copied().filter(|&p| !is_alive(p)).collect();
+    out.check(
+        dead.is_empty(),
+        &format!("{what}: pids {dead:?} were signalled"),
+    );
+}
+
+/// A session recorded by another host or another boot (a shared home
+/// directory, a reboot) is never signalled, whatever its pids now name:
+/// a live one is refused even with -f, a lost one's "leftovers" are left
+/// alone (another boot: removed without killing; another host: refused).
+#[test]
+fn a_session_of_another_host_or_boot_is_never_signalled() {
+    let t = TestRoot::new("rm-foreign");
+    let foreign = |rec: &Value, key: &str| {
+        let mut e = rec.clone();
+        e[key] = json!(match key {
+            "host" => "elsewhere.invalid",
+            _ => "00000000-0000-4000-8000-000000000000",
+        });
+        e
+    };
+    for key in ["host", "boot_id"] {
+        // Running here, but recorded elsewhere: its pids are not ours.
+        let id = t.spawn_id(&["--", "sleep", "300"]);
+        t.wait_status(&id, |s| s == Status::Running, WAIT);
+        let rec = t.record(&id);
+        let pids = [int(&rec, "supervisor_pid") as i32, int(&rec, "pid") as i32];
+        t.write_record(&id, &foreign(&rec, key));
+        let out = rm(&t, &["-f", "--grace", "1s", &id]);
+        expect_alive(&out, &pids, &format!("a live session with another {key}"));
+        if key == "host" {
+            // Its lock is held (a shared home): running, there.
+            out.expect_code(1)
+                .expect_one_error_line("elsewhere.invalid");
+            out.check(t.session_dir(&id).is_dir(), "the directory was removed");
+            t.write_record(&id, &rec); // the test's cleanup stops it
+        } else {
+            // Another boot of this host: over, whatever holds the lock.
+            out.expect_success();
+            expect_ids(&out, &[&id]);
+            for pid in pids {
+                signal(pid, Signal::SIGKILL);
+            }
+        }
+
+        // Lost, its command left running under a pid that means nothing
+        // on another host or boot.
+        let id = t.spawn_id(&["--", "sleep", "300"]);
+        let rec = make_lost(&t, &id);
+        let orphan = int(&rec, "pid") as i32;
+        t.write_record(&id, &foreign(&rec, key));
+        let out = rm(&t, &["-f", "--grace", "1s", &id]);
+        expect_alive(
+            &out,
+            &[orphan],
+            &format!("a lost session with another {key}"),
+        );
+        if key == "host" {
+            out.expect_code(1)
+                .expect_one_error_line("elsewhere.invalid");
+            out.check(t.session_dir(&id).is_dir(), "the directory was removed");
+        } else {
+            out.expect_success();
+            expect_ids(&out, &[&id]);
+        }
+        end_orphans_of(&id, int(&rec, "pgid") as i32);
+    }
 }
 
 // ---------------------------------------------------------------------
