@@ -299,4 +299,31 @@ mod tests {
         assert_eq!(read_all(&path).unwrap(), entries);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 16 + 4 * 24);
     }
+
+    #[test]
+    fn the_writer_counts_its_entries() {
+        let dir = TempDir::new("index-len");
+        let path = dir.path().join("index");
+        let mut w = Writer::new(File::create(&path).unwrap(), &path).unwrap();
+        assert!(w.is_empty());
+        assert_eq!(w.len(), 0);
+        let e = Entry {
+            time: Timestamp(1),
+            offset: 0,
+            len: 4,
+            stream: Stream::Stdout,
+            kind: EntryKind::Data,
+        };
+        w.append_all(&[e, e, e]).unwrap();
+        assert!(!w.is_empty());
+        assert_eq!(w.len(), 3);
+    }
+
+    #[test]
+    fn a_header_cut_short_is_refused() {
+        let dir = TempDir::new("index-short");
+        let path = dir.path().join("index");
+        std::fs::write(&path, &HEADER[..8]).unwrap();
+        assert!(Reader::open(&path).is_err());
+    }
 }
