@@ -161,7 +161,16 @@ mod tests {
         assert!(start >= process_start_time(me).unwrap() && start > 1);
         assert_eq!(parent_pid(pid), Some(me));
         assert_eq!(parent_pid(me), Some(nix::unistd::getppid().as_raw()));
-        let found = session_processes(&id, start);
+        // The parent may run on before the kernel has set up the child's
+        // environment (vfork's parent resumes mid-exec): look again.
+        let mut found = session_processes(&id, start);
+        for _ in 0..500 {
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = session_processes(&id, start);
+        }
         let later = session_processes(&id, start + 1);
         let other = session_processes(&format!("{id}-other"), 0);
         let _ = child.kill();
