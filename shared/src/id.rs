@@ -184,6 +184,20 @@ mod tests {
             "only {} distinct suffixes",
             suffixes.len()
         );
+        let words = |at: usize| -> std::collections::HashSet<String> {
+            (0..1000)
+                .map(|_| {
+                    SessionId::generate()
+                        .as_str()
+                        .split('-')
+                        .nth(at)
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        };
+        assert!(words(0).len() > 10, "adjectives do not vary");
+        assert!(words(1).len() > 10, "animals do not vary");
     }
 
     #[test]
