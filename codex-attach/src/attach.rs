@@ -195,6 +195,10 @@ fn pick(root: &Root, selector: Option<&str>) -> anyhow::Result<Session> {
                     .map_or("?".into(), |c| c.to_string());
                 bail!("{id} is not running: it exited with code {code}")
             }
+            Status::Corrupt if session.record.is_err() => {
+                let e = session.record.as_ref().err().map(ToString::to_string);
+                bail!("{id} cannot be read: {}", e.unwrap_or_default())
+            }
             other => bail!("{id} is not running: it is {other}"),
         }
     }

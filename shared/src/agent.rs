@@ -265,4 +265,29 @@ not json at all
         a.observe(&line);
         assert_eq!(a.last_message.unwrap().chars().count(), MAX_TEXT + 1);
     }
+
+    #[test]
+    fn states_are_named_as_codex_ps_shows_them() {
+        let names =
+            [AgentState::Working, AgentState::Done, AgentState::Failed].map(AgentState::as_str);
+        assert_eq!(names, ["working", "done", "failed"]);
+    }
+
+    #[test]
+    fn a_new_turn_works_again_and_errors_are_kept() {
+        let mut a = Agent::default();
+        a.observe_line(br#"{"type":"turn.completed"}"#);
+        assert_eq!(a.state, AgentState::Done);
+        assert_eq!(a.observe_line(br#"{"type":"turn.started"}"#), Change::Some);
+        assert_eq!(a.state, AgentState::Working);
+        assert_eq!(
+            a.observe_line(br#"{"type":"error","message":"stream cut"}"#),
+            Change::Some
+        );
+        assert_eq!(a.last_error.as_deref(), Some("stream cut"));
+        a.observe_line(
+            br#"{"type":"item.completed","item":{"type":"error","message":"bad tool"}}"#,
+        );
+        assert_eq!(a.last_error.as_deref(), Some("bad tool"));
+    }
 }

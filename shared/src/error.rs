@@ -173,4 +173,17 @@ mod tests {
             Some(nix::libc::ENOSPC)
         );
     }
+
+    #[test]
+    fn not_found_is_told_apart() {
+        let missing = Error::io("reading", "/x", io::Error::from(io::ErrorKind::NotFound));
+        let denied = Error::io(
+            "reading",
+            "/x",
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        );
+        assert!(missing.is_not_found());
+        assert!(!denied.is_not_found());
+        assert!(!Error::NotFound("x".into()).is_not_found());
+    }
 }

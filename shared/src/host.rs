@@ -186,4 +186,47 @@ mod tests {
         assert_eq!(parse_start_time(line), Some(987_654));
         assert_eq!(parse_start_time("garbage"), None);
     }
+
+    #[test]
+    fn boot_id_and_hostname_are_the_kernels() {
+        let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        assert_eq!(boot_id().as_deref(), Some(boot.trim()));
+        assert_eq!(boot.trim().len(), 36);
+        let name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(hostname(), name.trim());
+    }
+
+    #[test]
+    fn a_child_is_found_by_its_session_token_and_start_time() {
+        let token = format!("unit-{}", std::process::id());
+        let id = format!("CODEX_BACKGROUND_SESSION={token}");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("CODEX_BACKGROUND_SESSION", &token)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let me = std::process::id() as i32;
+        let start = process_start_time(pid).expect("the child's start time");
+        assert!(start >= process_start_time(me).unwrap() && start > 1);
+        assert_eq!(parent_pid(pid), Some(me));
+        assert_eq!(parent_pid(me), Some(nix::unistd::getppid().as_raw()));
+        // The parent may run on before the kernel has set up the child's
+        // environment (vfork's parent resumes mid-exec): look again.
+        let mut found = session_processes(&id, start);
+        for _ in 0..500 {
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            found = session_processes(&id, start);
+        }
+        let later = session_processes(&id, start + 1);
+        let other = session_processes(&format!("{id}-other"), 0);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, [pid]);
+        assert!(later.is_empty(), "{later:?}");
+        assert!(other.is_empty(), "{other:?}");
+    }
 }

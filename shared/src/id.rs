@@ -166,4 +166,44 @@ mod tests {
         }
         assert!(seen.len() > 990, "only {} distinct ids of 1000", seen.len());
     }
+
+    #[test]
+    fn generated_suffixes_vary() {
+        let suffixes: std::collections::HashSet<String> = (0..1000)
+            .map(|_| {
+                SessionId::generate()
+                    .as_str()
+                    .rsplit('-')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert!(
+            suffixes.len() > 900,
+            "only {} distinct suffixes",
+            suffixes.len()
+        );
+        let words = |at: usize| -> std::collections::HashSet<String> {
+            (0..1000)
+                .map(|_| {
+                    SessionId::generate()
+                        .as_str()
+                        .split('-')
+                        .nth(at)
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        };
+        assert!(words(0).len() > 10, "adjectives do not vary");
+        assert!(words(1).len() > 10, "animals do not vary");
+    }
+
+    #[test]
+    fn as_ref_is_the_id() {
+        let id = SessionId::parse("crisp-owlet-3f2a").unwrap();
+        let s: &str = id.as_ref();
+        assert_eq!(s, "crisp-owlet-3f2a");
+    }
 }

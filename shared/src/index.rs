@@ -299,4 +299,69 @@ mod tests {
         assert_eq!(read_all(&path).unwrap(), entries);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 16 + 4 * 24);
     }
+
+    #[test]
+    fn the_writer_counts_its_entries() {
+        let dir = TempDir::new("index-len");
+        let path = dir.path().join("index");
+        let mut w = Writer::new(File::create(&path).unwrap(), &path).unwrap();
+        assert!(w.is_empty());
+        assert_eq!(w.len(), 0);
+        let e = Entry {
+            time: Timestamp(1),
+            offset: 0,
+            len: 4,
+            stream: Stream::Stdout,
+            kind: EntryKind::Data,
+        };
+        w.append_all(&[e, e, e]).unwrap();
+        assert!(!w.is_empty());
+        assert_eq!(w.len(), 3);
+    }
+
+    #[test]
+    fn a_header_cut_short_is_refused() {
+        let dir = TempDir::new("index-short");
+        let path = dir.path().join("index");
+        std::fs::write(&path, &HEADER[..8]).unwrap();
+        assert!(Reader::open(&path).is_err());
+    }
+
+    #[test]
+    fn a_reader_follows_appends_and_finds_the_rotations() {
+        let dir = TempDir::new("index-reader");
+        let path = dir.path().join("index");
+        let mut w = Writer::new(File::create(&path).unwrap(), &path).unwrap();
+        let mut r = Reader::open(&path).unwrap();
+        assert!(r.is_empty());
+        assert_eq!(r.log_bases(Stream::Stdout), (0, 0));
+        let entry = |offset, stream, kind| Entry {
+            time: Timestamp(1),
+            offset,
+            len: 0,
+            stream,
+            kind,
+        };
+        w.append_all(&[
+            entry(0, Stream::Stdout, EntryKind::Data),
+            entry(10, Stream::Stdout, EntryKind::Rotate),
+            entry(7, Stream::Stderr, EntryKind::Rotate),
+            entry(25, Stream::Stdout, EntryKind::Rotate),
+            entry(30, Stream::Stdout, EntryKind::Data),
+        ])
+        .unwrap();
+        assert!(r.is_empty(), "nothing seen before a refresh");
+        assert_eq!(r.refresh().unwrap(), 5);
+        assert!(!r.is_empty());
+        assert_eq!(r.len(), 5);
+        assert_eq!(r.get(4).map(|e| e.offset), Some(30));
+        assert_eq!(r.get(5), None);
+        // The last two rotations of each stream: (current, previous).
+        assert_eq!(r.log_bases(Stream::Stdout), (25, 10));
+        assert_eq!(r.log_bases(Stream::Stderr), (7, 0));
+        w.append(&entry(40, Stream::Stdout, EntryKind::Rotate))
+            .unwrap();
+        assert_eq!(r.refresh().unwrap(), 6);
+        assert_eq!(r.log_bases(Stream::Stdout), (40, 25));
+    }
 }

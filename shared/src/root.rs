@@ -33,17 +33,22 @@ pub struct Root {
 
 /// The root path chosen by `flag` (`--root`) and the environment.
 pub fn resolve_path(flag: Option<&Path>) -> Result<PathBuf> {
+    resolve_with(flag, |key| env::var_os(key))
+}
+
+/// [`resolve_path`] with the environment read through `var`.
+fn resolve_with(flag: Option<&Path>, var: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf> {
     let nonempty = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(p) = flag {
         return Ok(p.to_path_buf());
     }
-    if let Some(p) = nonempty(env::var_os("CODEX_BACKGROUND_DIR")) {
+    if let Some(p) = nonempty(var("CODEX_BACKGROUND_DIR")) {
         return Ok(p);
     }
-    if let Some(p) = nonempty(env::var_os("CODEX_HOME")) {
+    if let Some(p) = nonempty(var("CODEX_HOME")) {
         return Ok(p.join("background"));
     }
-    let home = nonempty(env::var_os("HOME"))
+    let home = nonempty(var("HOME"))
         .or_else(|| {
             nix::unistd::User::from_uid(nix::unistd::geteuid())
                 .ok()
@@ -202,5 +207,37 @@ mod tests {
     fn resolution_order() {
         let flag = Path::new("/x/flag");
         assert_eq!(resolve_path(Some(flag)).unwrap(), flag);
+        // Each source in turn, the ones above it unset or empty.
+        let resolve = |flag: Option<&Path>, vars: &[(&str, &str)]| {
+            resolve_with(flag, |key| {
+                vars.iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| OsString::from(v))
+            })
+            .unwrap()
+        };
+        let all = [
+            ("CODEX_BACKGROUND_DIR", "/x/bg"),
+            ("CODEX_HOME", "/x/ch"),
+            ("HOME", "/x/home"),
+        ];
+        assert_eq!(resolve(Some(flag), &all), flag);
+        assert_eq!(resolve(None, &all), Path::new("/x/bg"));
+        let no_bg = [
+            ("CODEX_BACKGROUND_DIR", ""),
+            ("CODEX_HOME", "/x/ch"),
+            ("HOME", "/x/home"),
+        ];
+        assert_eq!(resolve(None, &no_bg), Path::new("/x/ch/background"));
+        let home_only = [("CODEX_HOME", ""), ("HOME", "/x/home")];
+        assert_eq!(
+            resolve(None, &home_only),
+            Path::new("/x/home/.codex/background")
+        );
+        // No HOME at all: the user database's home directory.
+        let from_passwd = resolve_with(None, |_| None);
+        if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::geteuid()) {
+            assert_eq!(from_passwd.unwrap(), user.dir.join(".codex/background"));
+        }
     }
 }

@@ -19,11 +19,11 @@ use shared::Status;
 use crate::support::*;
 
 /// The terminal type of the programs in sessions (tmux emulates it).
-const TERM: &str = "screen";
+pub(crate) const TERM: &str = "screen";
 /// The prompt of the shells run as sessions.
-const IN: (&str, &str) = ("in> ", "in>");
+pub(crate) const IN: (&str, &str) = ("in> ", "in>");
 /// How long tmux commands and screen changes may take.
-const SCREEN_WAIT: Duration = Duration::from_secs(15);
+pub(crate) const SCREEN_WAIT: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------
 // Helpers
@@ -31,7 +31,7 @@ const SCREEN_WAIT: Duration = Duration::from_secs(15);
 /// Runs `codex-spawn ARGS...` for programs that live in a terminal: TERM
 /// set, HOME in the temp dir (no history or viminfo written elsewhere), the
 /// prompt of a shell recognisable; returns the id.
-fn spawn(t: &TestRoot, args: &[&str]) -> String {
+pub(crate) fn spawn(t: &TestRoot, args: &[&str]) -> String {
     t.spawn_cmd()
         .env("TERM", TERM)
         .env("HOME", t.path())
@@ -43,7 +43,7 @@ fn spawn(t: &TestRoot, args: &[&str]) -> String {
 }
 
 /// A tty session named `name` running an interactive `bash --norc`.
-fn spawn_bash(t: &TestRoot, name: &str) -> String {
+pub(crate) fn spawn_bash(t: &TestRoot, name: &str) -> String {
     spawn(
         t,
         &["-t", "-n", name, "--", "bash", "--norc", "--noprofile"],
@@ -83,12 +83,12 @@ fn end_child(child: &mut Child) {
 }
 
 /// The session's stdout.log as text (empty before it exists).
-fn log(t: &TestRoot, id: &str) -> String {
+pub(crate) fn log(t: &TestRoot, id: &str) -> String {
     file_text(&t.session_dir(id).join("stdout.log"))
 }
 
 /// Waits until `id`'s stdout.log satisfies `pred`, failing with the log.
-fn wait_log(t: &TestRoot, id: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+pub(crate) fn wait_log(t: &TestRoot, id: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
     if !eventually(WAIT, || pred(&log(t, id))) {
         panic!(
             "{id}'s stdout.log never showed {what}:\n{:?}\n{}",
@@ -117,7 +117,7 @@ fn python(t: &TestRoot) -> Option<String> {
 
 /// The outer terminal: a [`Tmux::shell`] (80x24) in which the tests type
 /// `codex-attach` and other commands.
-struct Outer<'a> {
+pub(crate) struct Outer<'a> {
     tmux: Tmux<'a>,
     t: &'a TestRoot,
     /// Numbers the attaches typed, for their `rcN=` lines.
@@ -135,10 +135,15 @@ impl<'a> Deref for Outer<'a> {
 }
 
 impl<'a> Outer<'a> {
-    fn start(t: &'a TestRoot) -> Outer<'a> {
+    pub(crate) fn start(t: &'a TestRoot) -> Outer<'a> {
+        Outer::sized(t, (80, 24))
+    }
+
+    /// An outer terminal of `size` (columns, rows).
+    pub(crate) fn sized(t: &'a TestRoot, size: (u16, u16)) -> Outer<'a> {
         bin("codex-supervisor");
         Outer {
-            tmux: Tmux::shell(t, (80, 24), "xterm", SCREEN_WAIT),
+            tmux: Tmux::shell(t, size, "xterm", SCREEN_WAIT),
             t,
             attaches: Cell::new(0),
             runs: Cell::new(0),
@@ -147,7 +152,7 @@ impl<'a> Outer<'a> {
 
     /// Runs `cmd` in the outer shell with its output into a file, and
     /// returns that output once it has finished.
-    fn run(&self, cmd: &str) -> String {
+    pub(crate) fn run(&self, cmd: &str) -> String {
         let n = self.runs.get() + 1;
         self.runs.set(n);
         let done = self.t.path().join(format!("run{n}"));
@@ -165,7 +170,7 @@ impl<'a> Outer<'a> {
     /// Types `codex-attach ARGS; echo rcN=$?` in the outer shell, waits
     /// until the screen satisfies `attached`, and returns N (for
     /// [`Outer::wait_rc`]) and codex-attach's pid.
-    fn attach(&self, args: &str, attached: impl Fn(&[&str]) -> bool) -> (u32, i32) {
+    pub(crate) fn attach(&self, args: &str, attached: impl Fn(&[&str]) -> bool) -> (u32, i32) {
         let n = self.attaches.get() + 1;
         self.attaches.set(n);
         self.type_line(&format!("codex-attach {args}; echo rc{n}=$?"));
@@ -182,7 +187,7 @@ impl<'a> Outer<'a> {
 
     /// Waits until attach number `n` has ended with `code` and the outer
     /// prompt is back; returns the screen.
-    fn wait_rc(&self, n: u32, code: i32) -> String {
+    pub(crate) fn wait_rc(&self, n: u32, code: i32) -> String {
         self.wait_screen(&format!("rc{n}={code} and the outer prompt"), |l| {
             // Where the cursor was: after a prompt of the program, maybe.
             let at = l.iter().position(|l| l.ends_with(&format!("rc{n}={code}")));
@@ -191,7 +196,7 @@ impl<'a> Outer<'a> {
     }
 
     /// Clears the outer screen and waits until only the prompt is left.
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.type_line("clear");
         self.wait_screen("a cleared screen", |l| {
             l.iter().filter(|l| !l.is_empty()).count() == 1 && l[0].starts_with(OUT.1)
@@ -201,7 +206,7 @@ impl<'a> Outer<'a> {
 
 /// Whether the screen shows a shell session attached: its prompt, and no
 /// line of the outer shell (the attach cleared the screen).
-fn shell_attached(l: &[&str]) -> bool {
+pub(crate) fn shell_attached(l: &[&str]) -> bool {
     l.iter().any(|l| l.starts_with(IN.1)) && !l.iter().any(|l| l.starts_with(OUT.1))
 }
 
@@ -245,8 +250,7 @@ fn a_shell_session_attach_detach_reattach_and_its_exit_code() {
 
 #[test]
 fn vim_keeps_its_screen_across_attaches_and_follows_resizes() {
-    if !on_path("vim") {
-        eprintln!("note: vim is not installed; vim_keeps_its_screen... skipped");
+    if !need_program("vim", "a full-screen program to attach to") {
         return;
     }
     let t = TestRoot::new("attach-vim");
@@ -307,7 +311,7 @@ fn vim_keeps_its_screen_across_attaches_and_follows_resizes() {
 fn a_python_repl_driven_by_a_terminal_and_by_a_pipe() {
     let t = TestRoot::new("attach-python");
     let Some(py) = python(&t) else {
-        eprintln!("note: python3 is not installed; a_python_repl... skipped");
+        skip("python3 is not installed (scripts/test installs it)");
         return;
     };
     let id = spawn(&t, &["-t", "-n", "py", "--", &py, "-q"]);
@@ -342,7 +346,7 @@ fn a_python_repl_driven_by_a_terminal_and_by_a_pipe() {
 fn two_clients_see_the_output_and_a_stopped_one_stalls_nothing() {
     let t = TestRoot::new("attach-two");
     let Some(py) = python(&t) else {
-        eprintln!("note: python3 is not installed; two_clients... skipped");
+        skip("python3 is not installed (scripts/test installs it)");
         return;
     };
     // A counter at up to ~20 MB/s, until the stop file exists.

@@ -305,12 +305,20 @@ fn a_failing_turn_exits_1_with_the_agent_failed() {
         row.is_some_and(|r| r.contains("failed")),
         "the row of the session does not say failed",
     );
-    // codex-tail shows the error too.
+    // codex-tail shows the error too, rendered (a line of the raw JSON
+    // holds the words as well).
     let tail = t.tool("codex-tail", &[&id]);
-    tail.expect_success().check(
-        tail.stdout_str().contains("on fire"),
-        "the error is not shown",
-    );
+    let text = tail.stdout_str();
+    tail.expect_success()
+        .check(
+            text.lines()
+                .any(|l| l.starts_with("── turn failed: ") && l.contains("on fire")),
+            "the failed turn is not rendered as `── turn failed: <error>`",
+        )
+        .check(
+            !text.lines().any(|l| l.starts_with('{')),
+            "raw JSON events are printed",
+        );
 }
 
 #[test]

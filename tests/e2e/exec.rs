@@ -8,14 +8,15 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// A stand-in for codex: records its argv (one per line), its stdin and
-/// its session id into $FAKE_OUT; with FAKE_GATE set, then waits for
+/// A stand-in for codex: records its argv (one per line), its stdin, its
+/// session id and its own path ($0) into $FAKE_OUT; with FAKE_GATE set, then waits for
 /// $FAKE_OUT/go (at most a minute).
 const FAKE_CODEX: &str = r#"#!/bin/sh
 d=${FAKE_OUT:?}
 printf '%s\n' "$@" > "$d/argv.part"
 cat > "$d/stdin.part"
 printf '%s' "$CODEX_BACKGROUND_ID" > "$d/id"
+printf '%s' "$0" > "$d/self"
 mv "$d/argv.part" "$d/argv"
 mv "$d/stdin.part" "$d/stdin"
 if [ -n "$FAKE_GATE" ]; then
@@ -239,23 +240,34 @@ fn exec_takes_a_megabyte_prompt_and_never_shows_it_on_a_command_line() {
 #[test]
 fn exec_finds_codex_in_codex_bin_then_path() {
     let t = TestRoot::new("exec-bin");
-    let fake = fake_codex(&t);
+    // Three codexes, one where each source of it would find it.
+    let flag = fake_codex(&t);
+    let env = t.script("env-codex", FAKE_CODEX);
     let bindir = t.path().join("bin");
     fs::create_dir(&bindir).unwrap();
-    fs::copy(&fake, bindir.join("codex")).unwrap();
+    let on_path = bindir.join("codex");
+    fs::copy(&flag, &on_path).unwrap();
     let path = format!(
         "{}:{}",
         s(&bindir),
         std::env::var("PATH").unwrap_or_default()
     );
-    for (name, env_key, env_val) in [
-        ("env", "CODEX_BIN", s(&fake).to_string()),
-        ("path", "PATH", path),
+    // --codex-bin wins over $CODEX_BIN, which wins over PATH.
+    for (name, flag, env, want) in [
+        ("all", Some(&flag), Some(&env), &flag),
+        ("env-and-path", None, Some(&env), &env),
+        ("path", None, None, &on_path),
     ] {
         let d = fake_out(&t, name);
-        let id = t
-            .spawn_cmd()
-            .env(env_key, &env_val)
+        let mut cmd = t.spawn_cmd();
+        cmd.env("PATH", &path);
+        if let Some(env) = env {
+            cmd.env("CODEX_BIN", env);
+        }
+        if let Some(flag) = flag {
+            cmd.args(["--codex-bin", s(flag)]);
+        }
+        let id = cmd
             .arg("-e")
             .arg(format!("FAKE_OUT={}", s(&d)))
             .args(["exec", "hello"])
@@ -264,6 +276,11 @@ fn exec_finds_codex_in_codex_bin_then_path() {
         let rec = t.wait_ended(&id, WAIT);
         assert_eq!(rec["exit_code"], 0, "{name}: {rec:#}");
         assert_eq!(read_string(&d.join("stdin")), "hello", "{name}");
+        assert_eq!(
+            read_string(&d.join("self")),
+            s(want),
+            "{name}: the wrong codex ran"
+        );
     }
     // A codex that cannot be found: 127, nothing left.
     let before = t.entries();

@@ -715,8 +715,7 @@ fn json_lines_go_through_jq() {
     t.wait_ended(&a, WAIT);
     let values = ps_json(&t, &[]);
     assert_eq!(rows(&values), want(&[(0, &b), (1, &a)]));
-    if !on_path("jq") {
-        eprintln!("note: jq is not installed: `codex-ps --json | jq` not run (the JSON was parsed with serde_json)");
+    if !need_program("jq", "`codex-ps --json | jq` as users run it") {
         return;
     }
     let ps_bin = sh_quote(s(&bin("codex-ps")));

@@ -6,7 +6,7 @@
 //! The tests that need a second user become one that has no account at
 //! all: a uid and gid no entry of the user database names, which `setpriv`
 //! takes as numbers (nothing is added to /etc/passwd). That needs root:
-//! without root they say why and return. `--env` values on disk and exec
+//! without root they fail in CI, and elsewhere say loudly that they skip. `--env` values on disk and exec
 //! prompts on command lines are checked in spawn.rs and exec.rs.
 
 use std::fs;
@@ -21,11 +21,11 @@ use crate::support::*;
 const OTHER: &str = "the other user";
 
 /// The uid and gid of the second, unprivileged user: the first free pair
-/// from a high number up; `None` (with the reason printed) when this
-/// process is not root.
+/// from a high number up; `None` when this process is not root (a
+/// failure in CI, else a loud skip).
 fn other_user(_t: &TestRoot) -> Option<(u32, u32)> {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: becoming another user needs root");
+        skip("becoming another user needs root");
         return None;
     }
     (4_242_420..4_242_520)
@@ -380,4 +380,103 @@ fn an_unreadable_root_is_refused_by_its_owner() {
             "something was created in the root"
         );
     }
+}
+
+/// `codex-tail -f` falls back to polling where inotify refuses: the other
+/// user has used up its inotify instances (a per-user limit, so nothing of
+/// the machine's is changed), and codex-tail, run as that user, still
+/// follows a session of its own to its end and exit code.
+#[test]
+fn tail_follow_polls_when_inotify_refuses() {
+    let t = TestRoot::new("inotify-refused");
+    let Some(user) = other_user(&t) else { return };
+    traversable(&t);
+    let spawn = user_bin(&t, user, "codex-spawn");
+    let supervisor = spawn.with_file_name("codex-supervisor");
+    if !supervisor.exists() {
+        fs::copy(bin("codex-supervisor"), &supervisor).unwrap();
+        fs::set_permissions(&supervisor, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let tail = user_bin(&t, user, "codex-tail");
+    let root = t.path().join("their-root");
+    let gate = t.path().join("gate");
+    let hog = t.path().join("hog");
+    for dir in [&root, &hog] {
+        fs::create_dir(dir).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+        nix::unistd::chown(
+            dir.as_path(),
+            Some(nix::unistd::Uid::from_raw(user.0)),
+            Some(nix::unistd::Gid::from_raw(user.1)),
+        )
+        .unwrap();
+    }
+    // Every inotify instance the other user may have, held until killed.
+    let script = "import ctypes, os, sys, time\n\
+                  libc = ctypes.CDLL(None, use_errno=True)\n\
+                  fds = []\n\
+                  while len(fds) < 100000:\n\
+                  \x20   fd = libc.inotify_init()\n\
+                  \x20   if fd < 0:\n\
+                  \x20       break\n\
+                  \x20   fds.append(fd)\n\
+                  open(sys.argv[1], 'w').write('%d %d' % (len(fds), ctypes.get_errno()))\n\
+                  time.sleep(120)\n";
+    let python = system_python();
+    let uid = format!("--reuid={}", user.0);
+    let gid = format!("--regid={}", user.1);
+    let ready_in_hog = hog.join("ready");
+    let mut holder = t.helper(
+        &[
+            "setpriv",
+            &uid,
+            &gid,
+            "--clear-groups",
+            &python,
+            "-c",
+            script,
+            s(&ready_in_hog),
+        ],
+        &[],
+        None,
+    );
+    assert!(
+        wait_file(&ready_in_hog, WAIT) && eventually(WAIT, || !file_text(&ready_in_hog).is_empty()),
+        "the inotify holder never said how many it holds"
+    );
+    let said = file_text(&ready_in_hog);
+    assert!(
+        said.ends_with(&format!(" {}", nix::libc::EMFILE)),
+        "inotify_init did not end with EMFILE for the other user: {said:?}"
+    );
+
+    let script = format!(
+        "echo one; while [ ! -e {} ]; do sleep 0.05; done; echo two; exit 6",
+        sh_quote(s(&gate))
+    );
+    let id = as_user(&t, user, &spawn)
+        .arg("--root")
+        .arg(&root)
+        .args(["--", "sh", "-c", &script])
+        .run()
+        .id();
+    let opener = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            fs::write(&gate, "").unwrap();
+        })
+    };
+    let out = as_user(&t, user, &tail)
+        .arg("--root")
+        .arg(&root)
+        .args(["-f", &id])
+        .run();
+    opener.join().unwrap();
+    // The holder is ours to end, by its pid.
+    let _ = holder.kill();
+    let _ = holder.wait();
+    out.expect_code(6)
+        .check(out.stdout_str() == "one\ntwo\n", "every line, in order")
+        .check(out.stderr.is_empty(), "nothing on stderr");
 }

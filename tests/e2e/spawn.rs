@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::sync::Barrier;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
@@ -681,19 +681,69 @@ fn sigterm_to_the_supervisor_stops_the_whole_group() {
     let left = procs_running(&id, &sleep);
     assert!(left.is_empty(), "left running:\n{}", describe(&left));
 
-    // A command that ignores SIGTERM is killed: at once on a second
-    // SIGTERM, else after the grace period.
+    // A command that ignores SIGTERM is killed at once by a second
+    // SIGTERM: long before the 10 s grace would end it. Two signals sent
+    // close together can merge into one, so the second is repeated until
+    // the session ends.
     let id = t.spawn_id(&["--", "sh", "-c", "trap '' TERM; sleep 300"]);
     assert!(eventually(WAIT, || procs_running(&id, &sleep).len() == 1));
     let sup = int(&t.record(&id), "supervisor_pid") as i32;
+    let first = Instant::now();
     signal(sup, Signal::SIGTERM);
     thread::sleep(Duration::from_millis(300));
-    if is_alive(sup) {
-        signal(sup, Signal::SIGTERM);
-    }
-    let rec = t.wait_ended(&id, WAIT);
+    let killed = eventually(Duration::from_secs(7), || {
+        if t.lock_held(&id) && is_alive(sup) {
+            let _ = kill(Pid::from_raw(sup), Signal::SIGTERM);
+        }
+        t.status(&id) == Status::Exited && !t.lock_held(&id)
+    });
+    assert!(
+        killed,
+        "a second SIGTERM did not kill at once: the session still runs {:?} after the first\n{}",
+        first.elapsed(),
+        t.listing()
+    );
+    let rec = t.record(&id);
     assert_eq!(rec["signal"], "SIGKILL", "{rec:#}");
     assert_eq!(rec["exit_code"], 137, "{rec:#}");
+    assert_eq!(rec["timed_out"], false, "{rec:#}");
+}
+
+/// The milliseconds between two RFC 3339 fields of a record.
+fn millis_between(rec: &Value, from: &str, to: &str) -> i64 {
+    let at = |k: &str| {
+        let v = rec[k].as_str().unwrap_or_else(|| panic!("no {k}: {rec:#}"));
+        shared::Timestamp::parse_rfc3339(v)
+            .unwrap_or_else(|e| panic!("{k} {v:?}: {e}"))
+            .as_nanos()
+    };
+    (at(to) - at(from)) / 1_000_000
+}
+
+/// `--timeout` on a command that ignores SIGTERM: SIGTERM at the timeout,
+/// then SIGKILL 10 s later (not earlier, and not never), recorded as
+/// timed out.
+#[test]
+fn timeout_kills_a_command_that_ignores_sigterm_10s_later() {
+    let t = TestRoot::new("timeout-kill");
+    let id = t.spawn_id(&[
+        "--timeout",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; sleep 300",
+    ]);
+    let rec = t.wait_ended(&id, Duration::from_secs(40));
+    assert_eq!(rec["timed_out"], true, "{rec:#}");
+    assert_eq!(rec["signal"], "SIGKILL", "{rec:#}");
+    assert_eq!(rec["exit_code"], 137, "{rec:#}");
+    // 1 s of run, 10 s of grace: the supervisor's own clock says when.
+    let ran = millis_between(&rec, "started_at", "ended_at");
+    assert!(
+        (10_500..30_000).contains(&ran),
+        "killed {ran} ms after its start, not about 11 s (1 s timeout + 10 s grace): {rec:#}"
+    );
 }
 
 #[test]
@@ -802,12 +852,16 @@ fn json_output_labels_and_working_directory() {
         "dropped_bytes",
         "dir",
         "error",
+        "agent",
     ] {
         out.check(
             v.get(key).is_some(),
             &format!("--json lacks the field {key}"),
         );
     }
+    // codex-spawn knows no row number: `index` is null, not absent or 0.
+    out.check(v["index"].is_null(), "index is not null");
+    out.check(v["agent"].is_null(), "a cmd session has an agent summary");
     let id = v["id"].as_str().expect("id").to_string();
     let rec = t.record(&id);
     let labels = json!({"team": "a", "prio": "high"});
@@ -951,8 +1005,7 @@ fn a_file_size_limit_drops_output_but_not_the_session() {
     // The readers still work, and show the drop.
     let ps = t.tool("codex-ps", &["--json", &id]);
     ps.expect_success().check(
-        ps.stdout_str()
-            .contains(&format!("\"dropped_bytes\":{}", int(&rec, "dropped_bytes"))),
+        ps.one_json()["dropped_bytes"] == rec["dropped_bytes"],
         "codex-ps --json does not show the dropped bytes",
     );
     let tail = t.tool("codex-tail", &["-n", "1", &id]);

@@ -4,6 +4,7 @@
 //! session's exit code, lines as they come), then lost and failed
 //! sessions, usage errors, rotation, binary bytes and large logs.
 
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -727,20 +728,19 @@ fn follow_exits_with_the_session_code() {
 #[test]
 fn follow_prints_lines_as_they_come_and_exits_4() {
     let t = TestRoot::new("tail-follow-live");
-    let id = spawn_sh(
-        &t,
-        &[],
-        "for i in 1 2 3; do echo $i; sleep 0.2; done; exit 4",
+    // The session holds at a gate after its first line: "1" must come
+    // while it runs, whatever the machine's load.
+    let gate = t.path().join("gate");
+    let script = format!(
+        "echo 1; while [ ! -e {} ]; do sleep 0.05; done; echo 2; sleep 0.2; echo 3; exit 4",
+        sh_quote(s(&gate))
     );
+    let id = spawn_sh(&t, &[], &script);
     let mut f = Follower::start(&t, &["-f", &id]);
     let first = f.line(Duration::from_secs(10));
-    let running = t.status(&id) == Status::Running;
     assert_eq!(first, b"1\n");
-    assert!(
-        running,
-        "\"1\" arrived only after the session ended\n{}",
-        t.listing()
-    );
+    assert_eq!(t.status(&id), Status::Running, "{}", t.listing());
+    fs::write(&gate, "").unwrap();
     let (code, rest, err) = f.finish(Duration::from_secs(15));
     assert_eq!(rest, [b"2\n".to_vec(), b"3\n".to_vec()], "stderr: {err}");
     assert_eq!(code, Some(4), "stderr: {err}");

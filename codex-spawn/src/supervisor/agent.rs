@@ -141,8 +141,15 @@ mod tests {
         let mut w = Watcher::new(Agent::default());
         w.feed(b"{\"type\":\"error\",\"message\":\"");
         w.feed(&vec![b'x'; MAX_LINE + 10]);
-        w.feed(b"\"}\n{\"type\":\"turn.started\"}\n");
-        assert_eq!(w.agent.last_error, None);
-        assert_eq!(w.agent.state, AgentState::Working);
+        w.feed(b"\"}\n{\"type\":\"turn.completed\",\"usage\":{\"output_tokens\":4}}\n");
+        assert_eq!(
+            w.agent.last_error, None,
+            "the long line was not skipped whole"
+        );
+        // The stream is still read after it.
+        assert_eq!(w.agent.state, AgentState::Done);
+        assert_eq!(w.agent.output_tokens, 4);
+        w.feed(b"{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n");
+        assert_eq!(w.agent.thread_id.as_deref(), Some("t"));
     }
 }

@@ -287,10 +287,35 @@ impl Output {
         self
     }
 
+    /// Every line of stdout parsed as JSON (whole values, so that
+    /// `"exit_code":4` never passes for 40), failing on a line that is not.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout_str()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| self.fail(&format!("not a JSON line: {l:?}: {e}")))
+            })
+            .collect()
+    }
+
+    /// stdout as exactly one JSON line, parsed.
+    pub fn one_json(&self) -> serde_json::Value {
+        let mut lines = self.json_lines();
+        if lines.len() != 1 || !self.stdout.ends_with(b"\n") {
+            self.fail("stdout is not exactly one JSON line");
+        }
+        lines.remove(0)
+    }
+
     /// Fails unless stderr is exactly one line that contains `needle`.
     pub fn expect_one_error_line(&self, needle: &str) -> &Self {
         let err = self.stderr_str();
         let one_line = err.ends_with('\n') && err.matches('\n').count() == 1;
+        assert!(
+            !needle.is_empty(),
+            "expect_one_error_line needs what to look for"
+        );
         if !one_line || !err.contains(needle) {
             self.fail(&format!(
                 "expected exactly one line on stderr, naming {needle:?}"

@@ -24,6 +24,7 @@ mod foreign;
 pub mod model;
 mod procs;
 mod root;
+mod skip;
 mod tmux;
 
 pub use bin::*;
@@ -31,6 +32,7 @@ pub use command::*;
 pub use foreign::*;
 pub use procs::*;
 pub use root::*;
+pub use skip::*;
 pub use tmux::*;
 
 /// How long a command may run before it is killed and the test fails.
@@ -106,6 +108,15 @@ pub fn file_size(path: &Path) -> u64 {
 /// A file's text, empty when it does not exist.
 pub fn file_text(path: &Path) -> String {
     String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
+}
+
+/// Sets the modification time of `path` (a file or a directory) to `age`
+/// ago, as if it had been left there that long.
+pub fn backdate(path: &Path, age: Duration) {
+    let when = std::time::SystemTime::now() - age;
+    fs::File::open(path)
+        .and_then(|f| f.set_modified(when))
+        .unwrap_or_else(|e| panic!("backdating {}: {e}", path.display()));
 }
 
 /// Whether `name` is an executable on PATH.

@@ -55,9 +55,14 @@ impl<'a> Tmux<'a> {
         command: &[&str],
         wait: Duration,
     ) -> Tmux<'a> {
+        // A test may run several terminals: one server (socket) each.
+        let sock = (1..)
+            .map(|n| t.path().join(format!("tmux{n}.sock")))
+            .find(|p| !p.exists())
+            .unwrap();
         let mut tmux = Tmux {
             t,
-            sock: t.path().join("tmux.sock"),
+            sock,
             wait,
             server: 0,
             pane: 0,
