@@ -8,6 +8,7 @@ mod cli;
 mod codex;
 mod exec;
 mod faults;
+mod fleet;
 mod load;
 mod ps;
 mod rm;
