@@ -128,7 +128,7 @@ pub fn status_text(s: &Session) -> String {
 
 fn paint(text: &str, status: Status) -> String {
     let code = match status {
-        Status::Starting => "36",
+        Status::Queued | Status::Starting => "36",
         Status::Running => "32",
         Status::Exited if text == "exited 0" => return text.to_string(),
         Status::Exited => "33",

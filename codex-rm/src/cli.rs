@@ -32,7 +32,11 @@ pub struct Cli {
     #[arg(short, long)]
     pub force: bool,
 
-    /// With --force: how long the command has between SIGTERM and SIGKILL.
+    /// Stop sessions as --force does, but keep their records and logs (as `docker stop`): a stopped session reads `killed SIGTERM`; a queued one leaves its queue, never having run.
+    #[arg(long, conflicts_with = "force")]
+    pub stop: bool,
+
+    /// With --force or --stop: how long the command has between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub grace: Duration,
 

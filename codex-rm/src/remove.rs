@@ -40,7 +40,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     // With -f and several sessions, every live one is asked to stop first,
     // so that they all stop at once rather than one grace after another.
     let mut asked = HashMap::new();
-    if cli.force && selectors.len() > 1 {
+    if (cli.force || cli.stop) && selectors.len() > 1 {
         for selector in &selectors {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let Some(id) = Selector::parse(selector, false)
@@ -54,7 +54,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 continue; // named twice: a second request would kill at once
             }
             let session = Session::load(id.clone(), root.session_dir(&id));
-            if matches!(session.status, Status::Running | Status::Starting) {
+            if matches!(
+                session.status,
+                Status::Running | Status::Starting | Status::Queued
+            ) {
                 if let Ok(Some(request)) = stop::ask_to_stop(&session, cli.grace) {
                     asked.insert(id.to_string(), request);
                 }
@@ -71,7 +74,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             stopped: false,
             error: None,
         };
-        if let Err(e) = remove_one(&root, &ids, &selector, cli, &mut asked, &mut outcome) {
+        let result = remove_one(&root, &ids, &selector, cli, &mut asked, &mut outcome);
+        if let Err(e) = &result {
             all_ok = false;
             eprintln!("codex-rm: {e:#}");
             outcome.error = Some(format!("{e:#}"));
@@ -81,7 +85,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             serde_json::to_writer(&mut out, &outcome)
                 .map_err(io::Error::from)
                 .and_then(|()| writeln!(out))
-        } else if outcome.removed {
+        } else if outcome.removed || (cli.stop && result.is_ok()) {
             writeln!(out, "{}", outcome.id)
         } else {
             Ok(())
@@ -109,10 +113,20 @@ fn remove_one(
     outcome.id = id.to_string();
     // Asked to stop already (see `run`): stopped, whatever it reads as now.
     let mut request = asked.remove(id.as_str());
+    let force = cli.force || cli.stop;
     outcome.stopped = request.is_some();
     let session = Session::load(id.clone(), root.session_dir(&id));
     match session.status {
-        Status::Running | Status::Starting if !cli.force => {
+        // A queued session leaves its queue: it has nothing running yet,
+        // so no -f is needed.
+        Status::Queued => {
+            match request.take() {
+                Some(request) => stop::wait_stopped(&session, request, cli.grace),
+                None => stop::stop_live(&session, cli.grace),
+            }
+            .with_context(|| format!("taking {id} out of its queue"))?;
+        }
+        Status::Running | Status::Starting if !force => {
             return Err(anyhow!("{id} is {} (use -f to stop it)", session.status));
         }
         Status::Running | Status::Starting => {
@@ -123,7 +137,7 @@ fn remove_one(
             .with_context(|| format!("stopping {id}"))?;
             outcome.stopped = true;
         }
-        Status::Lost if cli.force => {
+        Status::Lost if force => {
             outcome.stopped |= stop::kill_leftovers(&session, cli.grace)
                 .with_context(|| format!("killing what {id} left running"))?;
         }
@@ -142,7 +156,7 @@ fn remove_one(
         Status::Corrupt
             if is_real_dir(&session.dir) && lock::is_held(&session.dir).unwrap_or(false) =>
         {
-            if !cli.force {
+            if !force {
                 return Err(anyhow!(
                     "{id} is corrupt but still running (use -f to stop it)"
                 ));
@@ -152,6 +166,10 @@ fn remove_one(
             outcome.stopped = true;
         }
         Status::Exited | Status::Failed | Status::Corrupt => {}
+    }
+    if cli.stop {
+        // Stopped (or ended already): kept, record and logs.
+        return Ok(());
     }
     root.remove_session(&id)
         .with_context(|| format!("removing {id}"))?;

@@ -9,7 +9,8 @@ use ::cli::usage::{duration, pair, size};
 use ::cli::{Codes, Failure, RootArg, Tool};
 use clap::error::{ContextKind, ErrorKind};
 use clap::{ArgMatches, Parser, Subcommand};
-use shared::SessionId;
+use shared::record::QueueSpec;
+use shared::{Selector, SessionId};
 
 use crate::codex::CodexArgs;
 
@@ -87,6 +88,40 @@ pub struct Options {
     /// The codex binary for exec and repl [default: $CODEX_BIN, else codex on PATH].
     #[arg(long, value_name = "PATH")]
     pub codex_bin: Option<PathBuf>,
+
+    /// Run in queue NAME, at most N of its sessions at once in this root; the session waits as `queued` until a slot frees.
+    #[arg(long, value_name = "NAME=N", value_parser = parse_queue)]
+    pub queue: Option<QueueSpec>,
+
+    /// Start only once SELECTOR has ended (repeatable); the session waits as `queued`.
+    #[arg(long, value_name = "SELECTOR", add = sessions(Sessions::All))]
+    pub after: Vec<String>,
+
+    /// Start only once SELECTOR has ended with exit code 0 (repeatable); otherwise the session fails without running.
+    #[arg(long, value_name = "SELECTOR", add = sessions(Sessions::All))]
+    pub after_ok: Vec<String>,
+
+    /// Run again what session SELECTOR ran: its kind, command or prompt, directory, labels and options; options given beside it win.
+    #[arg(long, value_name = "SELECTOR", add = sessions(Sessions::All))]
+    pub rerun: Option<String>,
+}
+
+/// `--queue NAME=N`: a name with the rules of a session name, and a limit of
+/// at least 1.
+fn parse_queue(s: &str) -> Result<QueueSpec, String> {
+    let (name, n) = s
+        .split_once('=')
+        .ok_or("expected NAME=N, such as builds=4")?;
+    SessionId::parse(name).map_err(|e| format!("queue name: {e}"))?;
+    let limit: u32 = n
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or("expected NAME=N with N a whole number of at least 1, such as builds=4")?;
+    Ok(QueueSpec {
+        name: name.to_string(),
+        limit,
+    })
 }
 
 /// The kinds of session that have a subcommand.
@@ -172,7 +207,17 @@ impl Tool for Cli {
 
     fn check(&self) -> Result<(), Failure> {
         let o = &self.options;
+        if o.rerun.is_some() && (self.mode.is_some() || !self.command.is_empty()) {
+            return Err(Failure::usage(
+                "--rerun runs what the earlier session ran: give no mode or command beside it",
+            ));
+        }
+        for s in o.after.iter().chain(&o.after_ok).chain(&o.rerun) {
+            Selector::parse(s, true).map_err(Failure::usage)?;
+        }
         match (&self.mode, self.command.is_empty()) {
+            // --rerun: checked once the earlier session is known.
+            (None, true) if o.rerun.is_some() => {}
             (Some(_), false) => {
                 return Err(Failure::usage("give either exec or -- COMMAND, not both"))
             }

@@ -191,6 +191,28 @@ impl CodexArgs {
             .collect()
     }
 
+    /// The words a session's record keeps of these arguments (its
+    /// `codex_options`): the options, then `--` and the words after it,
+    /// so that [`CodexArgs::parse`] reads them back the same.
+    pub fn recorded_words(&self) -> Vec<String> {
+        let mut words: Vec<String> = self.options.iter().map(CodexOption::word).collect();
+        if !self.verbatim.is_empty() {
+            words.push("--".into());
+            words.extend(self.verbatim.iter().cloned());
+        }
+        words
+    }
+
+    /// Adds the flag `--long` (one codex knows, taking no value).
+    pub fn add_flag(&mut self, long: &str) {
+        if let Some(spec) = SPECS.iter().find(|s| s.long == long && !s.value) {
+            self.options.push(CodexOption {
+                long: spec.long,
+                value: None,
+            });
+        }
+    }
+
     /// These arguments over `earlier`'s options: every earlier option
     /// whose identity is not given again is kept (first), then these.
     /// `--cd` and `-C` are never taken over: the session's directory is.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod codex;
+mod rerun;
 mod spawn;
 
 fn main() {

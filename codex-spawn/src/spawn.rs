@@ -16,12 +16,13 @@ use nix::sys::stat::{umask, Mode as FileMode};
 
 use ::cli::Failure;
 use shared::launch::{self, Report, SupervisorArgs, SUPERVISOR_BIN};
-use shared::record::{Kind, Record};
+use shared::record::{Dependency, Kind, Record};
 use shared::view::View;
 use shared::{Access, Session, SessionId};
 
 use crate::cli::{Cli, Mode};
 use crate::codex::CodexArgs;
+use crate::rerun;
 
 /// A terminal's size when `--size` is not given: columns, rows.
 const DEFAULT_SIZE: (u16, u16) = (80, 24);
@@ -43,8 +44,14 @@ struct Request {
 
 /// Runs codex-spawn (its command line already checked): creates the
 /// session, starts its supervisor and prints the id once the command runs.
-pub fn run(cli: Cli) -> Result<i32, Failure> {
-    let request = request(&cli)?;
+pub fn run(mut cli: Cli) -> Result<i32, Failure> {
+    let rerun = rerun::apply(&mut cli)?;
+    if rerun.is_some() {
+        // What the earlier session brought in is checked as if given.
+        ::cli::Tool::check(&cli)?;
+    }
+    let prompt = rerun.as_ref().and_then(|r| r.prompt.clone());
+    let request = request(&cli, prompt)?;
     let o = &cli.options;
     let name = o.name.as_deref().map(SessionId::parse).transpose()?;
     let cwd = match (&o.cwd, &request.cwd) {
@@ -53,6 +60,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         (given, _) => working_dir(given.as_deref())?,
     };
     let root = o.root.open(Access::Create)?;
+    let after = dependencies(&root, &o.after, &o.after_ok)?;
 
     let tty = request.tty;
     let record = Record {
@@ -73,6 +81,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         max_log_size: o.max_log_size.filter(|&n| n > 0),
         codex_options: request.codex_options.clone(),
         continues: request.continues.clone(),
+        queue: o.queue.clone(),
+        after,
         ..Record::new(request.kind, request.argv.clone(), cwd)
     };
     let token = record.token.clone().unwrap_or_default();
@@ -100,13 +110,19 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     };
     // A closed stdout is not worth a failure: the session runs either way.
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    if let Some(names) = rerun.map(|r| r.env_not_restored).filter(|n| !n.is_empty()) {
+        eprintln!(
+            "codex-spawn: warning: --env values are never recorded, so these were not set again: {} (give them with -e)",
+            names.join(", ")
+        );
+    }
     Ok(0)
 }
 
 /// Builds the command line of the mode `cli` asks for (checked by
 /// [`Tool::check`](::cli::Tool::check)); reads an exec prompt of `-` from
 /// stdin.
-fn request(cli: &Cli) -> Result<Request, Failure> {
+fn request(cli: &Cli, prompt: Option<Vec<u8>>) -> Result<Request, Failure> {
     let Some(mode) = &cli.mode else {
         return Ok(Request {
             kind: Kind::Cmd,
@@ -118,25 +134,28 @@ fn request(cli: &Cli) -> Result<Request, Failure> {
             cwd: None,
         });
     };
-    let (args, resume) = mode.codex_args()?;
+    let (mut args, resume) = mode.codex_args()?;
+    // --rerun: the earlier session's whole prompt, whatever its bytes.
+    if let Some(p) = &prompt {
+        args.prompt = (!p.is_empty()).then(|| String::from_utf8_lossy(p).into_owned());
+    }
     let mut argv = vec![codex_bin(cli.options.codex_bin.as_deref())?];
     if let Mode::Repl { .. } = mode {
-        let mut options = args.option_words();
         // No shared background server: one would be adopted by this
         // session and taken down with it, leaving every other codex of the
         // user reconnecting. A repl connecting to a server of its own
         // choosing (--remote) is left as it is.
         if !args.has("no-daemon") && !args.has("remote") {
-            options.push("--no-daemon".into());
+            args.add_flag("no-daemon");
         }
-        argv.extend(options.iter().cloned());
+        argv.extend(args.option_words());
         argv.extend(args.prompt.iter().cloned());
         return Ok(Request {
             kind: Kind::Repl,
             argv,
             prompt: args.prompt.clone().map(String::into_bytes),
             tty: true,
-            codex_options: options,
+            codex_options: args.recorded_words(),
             continues: None,
             cwd: None,
         });
@@ -150,14 +169,14 @@ fn request(cli: &Cli) -> Result<Request, Failure> {
         Some(e) => args.over(&CodexArgs::parse(&e.record.codex_options).unwrap_or_default()),
         None => args,
     };
-    let options = args.option_words();
     argv.extend(["exec".into(), "--json".into()]);
-    argv.extend(options.iter().cloned());
+    argv.extend(args.option_words());
     if let Some(e) = &earlier {
         argv.extend(["resume".into(), e.thread.clone()]);
     }
     argv.push("-".into());
     let prompt = match args.prompt.as_deref() {
+        _ if prompt.is_some() => prompt.unwrap_or_default(),
         Some("-") => {
             let mut buf = Vec::new();
             io::stdin()
@@ -173,7 +192,7 @@ fn request(cli: &Cli) -> Result<Request, Failure> {
         argv,
         prompt: Some(prompt),
         tty: false,
-        codex_options: options,
+        codex_options: args.recorded_words(),
         continues: earlier.as_ref().map(|e| e.id.to_string()),
         // In the directory the thread ran in, unless -C says otherwise.
         cwd: earlier.map(|e| e.record.cwd),
@@ -315,7 +334,7 @@ fn start_supervisor(
             .unwrap_or_default()
     };
     match report {
-        Some(Report::Started { .. }) => Ok(()),
+        Some(Report::Started { .. } | Report::Queued) => Ok(()),
         Some(Report::ExecFailed { errno, message: _ }) => {
             let _ = child.wait();
             let kind = record.as_ref().map_or(Kind::Cmd, |r| r.kind);
@@ -359,4 +378,29 @@ fn is_dir(record: Option<&Record>) -> bool {
             .filter(|p| p.contains('/'))
             .is_some_and(|p| Path::new(&r.cwd).join(p).is_dir())
     })
+}
+
+/// The sessions `--after` and `--after-ok` name, resolved to ids now (a
+/// row number would shift before they end).
+fn dependencies(
+    root: &shared::Root,
+    after: &[String],
+    after_ok: &[String],
+) -> anyhow::Result<Vec<Dependency>> {
+    let mut deps: Vec<Dependency> = Vec::new();
+    for (selector, ok) in after
+        .iter()
+        .map(|s| (s, false))
+        .chain(after_ok.iter().map(|s| (s, true)))
+    {
+        let id = root
+            .resolve(&shared::Selector::parse(selector, true)?)
+            .with_context(|| format!("finding the session to wait for ({selector})"))?
+            .to_string();
+        match deps.iter_mut().find(|d| d.id == id) {
+            Some(d) => d.ok |= ok,
+            None => deps.push(Dependency { id, ok }),
+        }
+    }
+    Ok(deps)
 }

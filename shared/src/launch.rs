@@ -107,6 +107,9 @@ impl SupervisorArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "report", rename_all = "snake_case")]
 pub enum Report {
+    /// The session waits for its dependencies or its queue, as `queued`:
+    /// its command starts later, or never (the record will say).
+    Queued,
     /// The command was exec'd with this pid; the record says running.
     Started {
         /// The command's pid.

@@ -25,6 +25,7 @@ pub mod lock;
 pub mod logs;
 pub mod output;
 pub mod protocol;
+pub mod queue;
 pub mod record;
 pub mod remove;
 pub mod render;

@@ -54,7 +54,7 @@ impl Session {
         // lock between our read and our probe: a free lock under a live
         // record is only believed once the record has been read again.
         if let (Status::Lost | Status::Failed, Ok(r)) = (status, &record) {
-            if matches!(r.state, State::Running | State::Starting) {
+            if matches!(r.state, State::Running | State::Starting | State::Queued) {
                 if let Ok(again) = Record::read(&dir) {
                     if again.state != r.state && again.id == r.id {
                         status = Status::derive(&again, &dir);

@@ -61,6 +61,9 @@ pub enum State {
     /// Published; the command has not been exec'd yet.
     #[default]
     Starting,
+    /// Waiting for its dependencies (`--after`) or a slot in its queue
+    /// (`--queue`); the command has not been started.
+    Queued,
     /// The command was exec'd and has not been seen to end.
     Running,
     /// The command ended; see `exit_code` and `signal`.
@@ -124,6 +127,15 @@ pub struct Record {
     /// The session this one continues (`exec --resume`), by id.
     #[serde(default)]
     pub continues: Option<String>,
+    /// `--queue NAME=N`: the queue the session runs in, and its limit.
+    #[serde(default)]
+    pub queue: Option<QueueSpec>,
+    /// `--after` and `--after-ok`: the sessions that must end first.
+    #[serde(default)]
+    pub after: Vec<Dependency>,
+    /// When the session started waiting (its queue or dependencies).
+    #[serde(default)]
+    pub queued_at: Option<Timestamp>,
     /// When codex-spawn created the session.
     pub created_at: Timestamp,
     /// The host that runs the session.
@@ -196,6 +208,25 @@ pub struct Record {
     /// Exec sessions: what the agent is doing, from its event stream.
     #[serde(default)]
     pub agent: Option<crate::agent::Agent>,
+}
+
+/// A queue and its concurrency limit (`--queue NAME=N`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSpec {
+    /// The queue's name (the rules of a session name).
+    pub name: String,
+    /// How many of its sessions may run at once.
+    pub limit: u32,
+}
+
+/// A session that must end before this one starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// Its id.
+    pub id: String,
+    /// Whether it must also have exited 0 (`--after-ok`).
+    #[serde(default)]
+    pub ok: bool,
 }
 
 /// Just the format version, to explain records that do not parse.

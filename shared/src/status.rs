@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | starting | yes | `starting` |
 //! | starting | no | `failed` (codex-spawn or the supervisor died mid-start) |
+//! | queued | yes | `queued` (waiting for its dependencies or a slot) |
+//! | queued | no | `lost` |
 //! | running | yes | `running` |
 //! | running | no | `lost` (the supervisor was killed, or the machine rebooted) |
 //! | exited | – | `exited` |
@@ -26,6 +28,8 @@ use crate::record::{Record, State};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Waiting for its dependencies or a slot in its queue.
+    Queued,
     /// Published, the command not yet exec'd, the supervisor alive.
     Starting,
     /// The supervisor holds the lock; the command runs.
@@ -42,7 +46,8 @@ pub enum Status {
 
 impl Status {
     /// Every status, in the order they are documented.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
+        Status::Queued,
         Status::Starting,
         Status::Running,
         Status::Exited,
@@ -54,6 +59,7 @@ impl Status {
     /// The lowercase name (`"running"`).
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Queued => "queued",
             Status::Starting => "starting",
             Status::Running => "running",
             Status::Exited => "exited",
@@ -70,7 +76,7 @@ impl Status {
 
     /// Whether the session is over (exited, failed, lost or corrupt).
     pub fn is_over(self) -> bool {
-        !matches!(self, Status::Starting | Status::Running)
+        !matches!(self, Status::Queued | Status::Starting | Status::Running)
     }
 
     /// Derives the status of the session in `dir` from its record, probing
@@ -85,6 +91,8 @@ impl Status {
             !other_boot && lock::is_held(dir).unwrap_or(true)
         };
         match record.state {
+            State::Queued if alive() => Status::Queued,
+            State::Queued => Status::Lost,
             State::Starting if alive() => Status::Starting,
             State::Starting => Status::Failed,
             State::Running if alive() => Status::Running,

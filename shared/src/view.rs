@@ -34,6 +34,8 @@ pub struct View {
     pub supervisor_pid: Option<i32>,
     /// When the session was created.
     pub created_at: Option<Timestamp>,
+    /// When it started waiting for its queue or dependencies.
+    pub queued_at: Option<Timestamp>,
     /// When its command was exec'd.
     pub started_at: Option<Timestamp>,
     /// When its command ended.
@@ -52,6 +54,10 @@ pub struct View {
     pub stdin: bool,
     /// User labels.
     pub labels: BTreeMap<String, String>,
+    /// `--queue`: the queue's name and limit.
+    pub queue: Option<crate::record::QueueSpec>,
+    /// `--after`/`--after-ok`: the sessions it waits for.
+    pub after: Vec<crate::record::Dependency>,
     /// Bytes logged on stdout.
     pub stdout_bytes: u64,
     /// Bytes logged on stderr.
@@ -82,6 +88,7 @@ impl View {
             pid: r.and_then(|r| r.pid),
             supervisor_pid: r.and_then(|r| r.supervisor_pid),
             created_at: r.map(|r| r.created_at),
+            queued_at: r.and_then(|r| r.queued_at),
             started_at: r.and_then(|r| r.started_at),
             ended_at: r.and_then(|r| r.ended_at),
             cwd: r.map(|r| r.cwd.clone()),
@@ -91,6 +98,8 @@ impl View {
             tty: r.is_some_and(|r| r.tty),
             stdin: r.is_some_and(|r| r.stdin),
             labels: r.map(|r| r.labels.clone()).unwrap_or_default(),
+            queue: r.and_then(|r| r.queue.clone()),
+            after: r.map(|r| r.after.clone()).unwrap_or_default(),
             stdout_bytes: session.log_bytes(Stream::Stdout),
             stderr_bytes: session.log_bytes(Stream::Stderr),
             dropped_bytes: r.map_or(0, |r| r.dropped_bytes),

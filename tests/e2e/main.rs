@@ -11,6 +11,7 @@ mod codex;
 mod environment;
 mod exec;
 mod faults;
+mod fleet;
 mod load;
 mod ownership;
 mod promises;

@@ -22,6 +22,7 @@ mod server;
 mod signals;
 mod start;
 mod state;
+mod wait;
 
 use std::fs::File;
 use std::io::Write;
@@ -67,6 +68,35 @@ fn main() {
     umask(Mode::from_bits_truncate(0o077));
     report_panics_to(&args.dir);
 
+    // A session that waits (--after, --queue) is queued now: codex-spawn
+    // returns, and what becomes of it is in the record from then on.
+    let mut report = Some(report);
+    let mut _slot = None;
+    if let Some(mut record) = Record::read(&args.dir).ok().filter(wait::needed) {
+        if let Err(e) = state::queued(&mut record, &args.dir) {
+            record_failure(&args.dir, e.to_string());
+            if let Some(mut r) = report.take() {
+                let _ = r.write_all(
+                    &Report::Failed {
+                        message: e.to_string(),
+                    }
+                    .encode(),
+                );
+            }
+            std::process::exit(125);
+        }
+        if let Some(mut r) = report.take() {
+            let _ = r.write_all(&Report::Queued.encode());
+        }
+        match wait::wait(&args.dir, &record) {
+            wait::Waited::Go(slot) => _slot = slot,
+            wait::Waited::Never(why) => {
+                state::never_ran(&args.dir, why);
+                std::process::exit(0);
+            }
+        }
+    }
+
     let supervisor = match Supervisor::start(&args.dir, Lock::from_fd(lock), args.umask) {
         Ok(s) => s,
         Err(e) => {
@@ -86,17 +116,20 @@ fn main() {
                 ),
             };
             record_failure(&args.dir, error);
-            let _ = report.write_all(&report_msg.encode());
+            if let Some(mut r) = report {
+                let _ = r.write_all(&report_msg.encode());
+            }
             std::process::exit(125);
         }
     };
-    let _ = report.write_all(
-        &Report::Started {
-            pid: supervisor.pid().as_raw(),
-        }
-        .encode(),
-    );
-    drop(report);
+    if let Some(mut r) = report {
+        let _ = r.write_all(
+            &Report::Started {
+                pid: supervisor.pid().as_raw(),
+            }
+            .encode(),
+        );
+    }
     if supervisor.run().is_err() {
         std::process::exit(1);
     }

@@ -25,6 +25,33 @@ const WHILE_RUNNING: Durability = Durability {
     reserve: RECORD_RESERVE,
 };
 
+/// Records that the session waits (its dependencies, a queue slot), under
+/// this supervisor, which a stop request reaches meanwhile.
+pub fn queued(record: &mut Record, dir: &Path) -> shared::Result<()> {
+    let me = nix::unistd::getpid().as_raw();
+    record.state = State::Queued;
+    record.supervisor_pid = Some(me);
+    record.supervisor_start_time = host::process_start_time(me);
+    record.queued_at = Some(Timestamp::now());
+    record.write(dir, WHILE_RUNNING)
+}
+
+/// Records that the session ended without running its command.
+pub fn never_ran(dir: &Path, error: String) {
+    if let Ok(mut r) = Record::read(dir) {
+        r.state = State::Failed;
+        r.error = Some(error);
+        r.ended_at = Some(Timestamp::now());
+        let _ = r.write(
+            dir,
+            Durability {
+                sync: true,
+                reserve: 0,
+            },
+        );
+    }
+}
+
 /// Records that the command `pid` runs, under this supervisor.
 pub fn running(record: &mut Record, dir: &Path, pid: Pid) -> shared::Result<()> {
     let me = nix::unistd::getpid().as_raw();
