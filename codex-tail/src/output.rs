@@ -78,16 +78,21 @@ impl Printer {
             return self.write(Stream::Stdout, &buf);
         }
         if self.is_events(nth, line.stream) && !self.raw {
-            if let Some(rendered) = render(&line.text) {
-                for text in rendered {
-                    let shown = Line {
-                        text: text.into_bytes(),
-                        ..line.clone()
-                    };
-                    self.plain(id, nth, &shown)?;
-                }
-                return Ok(());
+            // The rendered view is for people: what the agent wrote is
+            // shown escaped, never interpreted by the terminal (lines that
+            // are not events included); `--raw` keeps the bytes.
+            let rendered = match render(&line.text) {
+                Some(rendered) => rendered.iter().map(|t| ::cli::text::lines(t)).collect(),
+                None => vec![::cli::text::lines_bytes(&line.text)],
+            };
+            for text in rendered {
+                let shown = Line {
+                    text: text.into_bytes(),
+                    ..line.clone()
+                };
+                self.plain(id, nth, &shown)?;
             }
+            return Ok(());
         }
         self.plain(id, nth, line)
     }
