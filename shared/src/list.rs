@@ -97,7 +97,13 @@ impl Session {
             Err(_) if check_is_dir(&self.dir).is_err() => return 0,
             Err(_) => {}
         }
-        let size = |p: PathBuf| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        // Not through a symlink; a FIFO or directory in a log's place is 0.
+        let size = |p: PathBuf| {
+            fs::symlink_metadata(p)
+                .ok()
+                .filter(fs::Metadata::is_file)
+                .map_or(0, |m| m.len())
+        };
         size(stream.log_path(&self.dir)) + size(stream.rotated_log_path(&self.dir))
     }
 }

@@ -209,9 +209,7 @@ impl Record {
     /// Reads and checks `dir/session.json`.
     pub fn read(dir: &Path) -> Result<Record> {
         let path = dir.join(RECORD_FILE);
-        let mut bytes = Vec::new();
-        crate::files::open_nofollow(&path)
-            .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+        let bytes = crate::files::read_capped(&path, crate::files::MAX_RECORD)
             .map_err(|e| Error::io("reading", &path, e))?;
         Self::from_slice(&path, &bytes)
     }
@@ -249,6 +247,18 @@ impl Record {
     pub fn write(&self, dir: &Path, durability: Durability) -> Result<()> {
         let mut json = serde_json::to_vec(self).expect("a record always serializes");
         json.push(b'\n');
+        if json.len() as u64 + durability.reserve as u64 > crate::files::MAX_RECORD {
+            return Err(Error::io(
+                "writing",
+                dir.join(RECORD_FILE),
+                std::io::Error::other(format!(
+                    "the record would be {} bytes, more than the {} a record may hold \
+                     (a command line or labels that long cannot be recorded)",
+                    json.len(),
+                    crate::files::MAX_RECORD
+                )),
+            ));
+        }
         json.resize(json.len() + durability.reserve, b' ');
         let path = dir.join(RECORD_FILE);
         match write_replacing(dir, &path, &json, durability.sync) {
