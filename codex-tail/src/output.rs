@@ -32,6 +32,8 @@ pub struct Printer {
     out: io::BufWriter<io::Stdout>,
     err: io::BufWriter<io::Stderr>,
     last: Option<Stream>,
+    /// Per stream: in the middle of a line printed in pieces.
+    mid: [bool; 2],
 }
 
 impl Printer {
@@ -47,6 +49,7 @@ impl Printer {
             out: io::BufWriter::with_capacity(64 * 1024, io::stdout()),
             err: io::BufWriter::with_capacity(64 * 1024, io::stderr()),
             last: None,
+            mid: [false; 2],
         }
     }
 
@@ -105,6 +108,15 @@ impl Printer {
     /// Prints one line as it is, with the prefix and time asked for.
     fn plain(&mut self, id: &str, nth: usize, line: &Line) -> io::Result<()> {
         let mut buf = Vec::with_capacity(line.text.len() + 64);
+        let k = line.stream.index();
+        if std::mem::replace(&mut self.mid[k], line.more) {
+            // The rest of a line begun in an earlier piece.
+            buf.extend_from_slice(&line.text);
+            if !line.more {
+                buf.push(b'\n');
+            }
+            return self.write(line.stream, &buf);
+        }
         if self.prefix {
             if self.colour {
                 let c = COLOURS[nth % COLOURS.len()];
@@ -121,7 +133,9 @@ impl Printer {
             buf.push(b' ');
         }
         buf.extend_from_slice(&line.text);
-        buf.push(b'\n');
+        if !line.more {
+            buf.push(b'\n');
+        }
         self.write(line.stream, &buf)
     }
 

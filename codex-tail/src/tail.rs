@@ -60,18 +60,30 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         .collect();
     for (nth, source) in sources.iter_mut().enumerate() {
         let id = source.id.to_string();
+        // Printed as they are read, long lines in pieces where lines are
+        // printed as bytes: memory stays bounded by a piece, whatever the
+        // log (JSON lines and rendered events need whole lines).
+        source.pieces = !cli.json && (cli.raw || !printer.exec[nth]);
+        let mut failed = None;
         if let Some(n) = cli.bytes {
-            for (stream, bytes) in source.last_bytes(n, &window)? {
-                printer.raw(stream, &bytes)?;
+            source.last_bytes(n, &window, &mut |stream, bytes| {
+                if failed.is_none() {
+                    failed = printer.raw(stream, bytes).err();
+                }
+            })?;
+        } else {
+            let mut print = |line: shared::output::Line| {
+                if failed.is_none() {
+                    failed = printer.line(&id, nth, &line).err();
+                }
+            };
+            match cli.lines {
+                Lines::Last(n) => source.last_lines_each(n, &window, cli.follow, &mut print)?,
+                Lines::From(first) => source.lines_from(first, &window, cli.follow, &mut print)?,
             }
-            continue;
         }
-        let lines = match cli.lines {
-            Lines::Last(n) => source.last_lines(n, &window, cli.follow)?,
-            Lines::From(first) => source.lines_from(first, &window, cli.follow)?,
-        };
-        for line in &lines {
-            printer.line(&id, nth, line)?;
+        if let Some(e) = failed {
+            return Err(e.into());
         }
     }
     printer.flush()?;
