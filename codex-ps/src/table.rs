@@ -1,5 +1,8 @@
 //! The human table: `#  ID  PID  TYPE  STATUS  OUT  ERR  CREATED  PROMPT`.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+
 use shared::agent::AgentState;
 use shared::layout::Stream;
 use shared::units::human_size;
@@ -153,15 +156,17 @@ fn paint(text: &str, status: Status) -> String {
     format!("\x1b[{code}m{text}\x1b[39m")
 }
 
-/// The command line as one string, quoting words that need it.
-fn shell_words(argv: &[String]) -> String {
+/// The command line as one string, quoting words that need it; bytes
+/// that are not UTF-8 shown as `\xHH` (see `cli::text`).
+fn shell_words(argv: &[OsString]) -> String {
     argv.iter()
         .map(|w| {
+            let w = ::cli::text::line_bytes(w.as_bytes());
             if !w.is_empty()
                 && w.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
             {
-                w.clone()
+                w
             } else {
                 format!("'{}'", w.replace('\'', r"'\''"))
             }
@@ -210,7 +215,7 @@ mod tests {
 
     #[test]
     fn quotes_words_like_a_shell() {
-        let argv = ["sh", "-c", "echo 'hi'; exit 3"].map(String::from);
+        let argv = ["sh", "-c", "echo 'hi'; exit 3"].map(OsString::from);
         assert_eq!(shell_words(&argv), r"sh -c 'echo '\''hi'\''; exit 3'");
     }
 }

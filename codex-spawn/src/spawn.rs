@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::env;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -31,7 +33,7 @@ const PROMPT_PREVIEW_CHARS: usize = 200;
 /// What the user asked for, checked.
 struct Request {
     kind: Kind,
-    argv: Vec<String>,
+    argv: Vec<OsString>,
     prompt: Option<Vec<u8>>,
     tty: bool,
 }
@@ -110,7 +112,7 @@ fn request(cli: &Cli) -> anyhow::Result<Request> {
             Request {
                 kind: Kind::Repl,
                 argv,
-                prompt: prompt.as_ref().map(|p| p.clone().into_bytes()),
+                prompt: prompt.as_ref().map(|p| p.clone().into_vec()),
                 tty: true,
             }
         }
@@ -123,10 +125,10 @@ fn request(cli: &Cli) -> anyhow::Result<Request> {
             argv.extend(["exec".into(), "--json".into()]);
             argv.extend(codex_args.iter().cloned());
             if let Some(selector) = resume {
-                argv.extend(["resume".into(), thread_of(cli, selector)?]);
+                argv.extend(["resume".into(), thread_of(cli, selector)?.into()]);
             }
             argv.push("-".into());
-            let prompt = if prompt == "-" {
+            let prompt = if prompt.as_os_str() == "-" {
                 let mut buf = Vec::new();
                 io::stdin()
                     .lock()
@@ -134,7 +136,7 @@ fn request(cli: &Cli) -> anyhow::Result<Request> {
                     .context("reading the prompt from stdin")?;
                 buf
             } else {
-                prompt.clone().into_bytes()
+                prompt.clone().into_vec()
             };
             Request {
                 kind: Kind::Exec,
@@ -164,7 +166,7 @@ fn thread_of(cli: &Cli, selector: &str) -> anyhow::Result<String> {
 
 /// The codex binary: `--codex-bin`, else `$CODEX_BIN`, else `codex` on PATH.
 /// A path with a slash is made absolute, so `-C` does not change its meaning.
-fn codex_bin(flag: Option<&Path>) -> anyhow::Result<String> {
+fn codex_bin(flag: Option<&Path>) -> anyhow::Result<OsString> {
     let bin: PathBuf = match (flag, env::var_os("CODEX_BIN").filter(|v| !v.is_empty())) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(v)) => v.into(),
@@ -177,13 +179,11 @@ fn codex_bin(flag: Option<&Path>) -> anyhow::Result<String> {
     } else {
         bin
     };
-    bin.into_os_string()
-        .into_string()
-        .map_err(|b| anyhow!("the codex binary path {b:?} is not UTF-8"))
+    Ok(bin.into_os_string())
 }
 
 /// The command's working directory, absolute and checked.
-fn working_dir(flag: Option<&Path>) -> anyhow::Result<String> {
+fn working_dir(flag: Option<&Path>) -> anyhow::Result<OsString> {
     let dir = match flag {
         Some(d) => fs::canonicalize(d)
             .with_context(|| format!("using {} as the working directory", d.display()))?,
@@ -192,9 +192,7 @@ fn working_dir(flag: Option<&Path>) -> anyhow::Result<String> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
-    dir.into_os_string()
-        .into_string()
-        .map_err(|d| anyhow!("the working directory {d:?} is not UTF-8"))
+    Ok(dir.into_os_string())
 }
 
 /// The start of the prompt, for listings.
@@ -209,7 +207,7 @@ fn preview(prompt: &[u8]) -> String {
 fn start_supervisor(
     dir: &Path,
     lock: BorrowedFd<'_>,
-    env: &[(String, String)],
+    env: &[(String, OsString)],
 ) -> Result<(), Failure> {
     let exe = env::current_exe().context("finding codex-spawn's own path")?;
     let supervisor = exe.with_file_name(SUPERVISOR_BIN);
@@ -248,6 +246,7 @@ fn start_supervisor(
         record
             .as_ref()
             .and_then(|r| r.argv.first().cloned())
+            .map(|p| ::cli::text::line_bytes(p.as_bytes()))
             .unwrap_or_default()
     };
     match report {
@@ -292,7 +291,7 @@ fn is_dir(record: Option<&Record>) -> bool {
     record.is_some_and(|r| {
         r.argv
             .first()
-            .filter(|p| p.contains('/'))
+            .filter(|p| p.as_bytes().contains(&b'/'))
             .is_some_and(|p| Path::new(&r.cwd).join(p).is_dir())
     })
 }

@@ -71,10 +71,11 @@ impl Printer {
             if self.is_events(nth, line.stream) {
                 // The line is the event's JSON already: embed it as it is.
                 buf.extend_from_slice(b",\"event\":");
-                if serde_json::from_slice::<serde::de::IgnoredAny>(&line.text).is_ok() {
-                    buf.extend_from_slice(&line.text);
-                } else {
-                    buf.extend_from_slice(b"null");
+                // Bytes that are not UTF-8 inside its strings become
+                // `\udcXX`, as in `line`: the output stays valid UTF-8.
+                match shared::bytes::json_text(&line.text) {
+                    Some(event) => buf.extend_from_slice(&event),
+                    None => buf.extend_from_slice(b"null"),
                 }
             }
             buf.extend_from_slice(b"}\n");
@@ -162,33 +163,10 @@ impl Printer {
     }
 }
 
-/// Appends `bytes` as a JSON string. Bytes that are not UTF-8 are kept
-/// losslessly as the escapes `\udc80`..`\udcff` (one per byte, as Python's
-/// `surrogateescape` does), which no valid UTF-8 text can produce.
+/// Appends `bytes` as a JSON string, by the convention of
+/// [`shared::bytes`] (bytes that are not UTF-8 as `\udcXX`).
 pub fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
-    buf.push(b'"');
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => buf.extend_from_slice(b"\\\""),
-                '\\' => buf.extend_from_slice(b"\\\\"),
-                '\n' => buf.extend_from_slice(b"\\n"),
-                '\r' => buf.extend_from_slice(b"\\r"),
-                '\t' => buf.extend_from_slice(b"\\t"),
-                c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                    buf.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-                }
-                c => {
-                    let mut tmp = [0u8; 4];
-                    buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-                }
-            }
-        }
-        for &b in chunk.invalid() {
-            buf.extend_from_slice(format!("\\udc{b:02x}").as_bytes());
-        }
-    }
-    buf.push(b'"');
+    shared::bytes::write_json_string(buf, bytes)
 }
 
 #[cfg(test)]

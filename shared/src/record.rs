@@ -5,6 +5,7 @@
 //! newer format version is refused with [`Error::NewerFormat`].
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -82,11 +83,21 @@ pub struct Record {
     pub id: String,
     /// What kind of session it is.
     pub kind: Kind,
-    /// The command line run, program first.
-    pub argv: Vec<String>,
-    /// The working directory of the command.
-    #[serde(default)]
-    pub cwd: String,
+    /// The command line run, program first: any bytes, written by the
+    /// convention of [`crate::bytes`] (UTF-8 as it is, other bytes as
+    /// `\udcXX`), so records of UTF-8 command lines read as before.
+    #[serde(
+        serialize_with = "crate::bytes::serialize_all",
+        deserialize_with = "crate::bytes::deserialize_all"
+    )]
+    pub argv: Vec<OsString>,
+    /// The working directory of the command (any bytes, as `argv`).
+    #[serde(
+        default,
+        serialize_with = "crate::bytes::serialize",
+        deserialize_with = "crate::bytes::deserialize"
+    )]
+    pub cwd: OsString,
     /// The start of the prompt (exec and repl sessions), for listings; the
     /// whole prompt is in the `prompt` file.
     #[serde(default)]
@@ -192,7 +203,7 @@ impl Record {
     /// created now, on this host and boot, starting, with an empty agent
     /// summary for exec sessions; what else was asked is set on it before
     /// it is created, what happened is filled in by the supervisor.
-    pub fn new(kind: Kind, argv: Vec<String>, cwd: String) -> Record {
+    pub fn new(kind: Kind, argv: Vec<OsString>, cwd: OsString) -> Record {
         Record {
             format: FORMAT_VERSION,
             kind,
@@ -385,6 +396,19 @@ pub(crate) mod tests {
         let json = serde_json::to_vec(&r2).unwrap();
         write_in_place(&dir.path().join(RECORD_FILE), &json).unwrap();
         assert_eq!(Record::read(dir.path()).unwrap(), r2);
+    }
+
+    #[test]
+    fn keeps_command_lines_and_directories_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let dir = TempDir::new("record");
+        let mut r = sample();
+        r.argv.push(OsString::from_vec(b"caf\xe9".to_vec()));
+        r.cwd = OsString::from_vec(b"/tmp/\xff".to_vec());
+        r.write(dir.path(), Durability::default()).unwrap();
+        let text = fs::read(dir.path().join(RECORD_FILE)).unwrap();
+        assert!(std::str::from_utf8(&text).is_ok(), "the record is UTF-8");
+        assert_eq!(Record::read(dir.path()).unwrap(), r);
     }
 
     #[test]
