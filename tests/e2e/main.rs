@@ -8,6 +8,7 @@ mod cli;
 mod codex;
 mod exec;
 mod faults;
+mod hostile;
 mod load;
 mod ps;
 mod rm;
