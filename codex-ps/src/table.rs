@@ -56,6 +56,13 @@ pub fn render(rows: &[(usize, &Session)], look: &Look) -> String {
             }
             shown[c] = false;
         }
+        // Then back what fits again, the more useful first (a wide
+        // CREATED may have had to go where OUT and ERR fit).
+        for c in DROPPABLE.into_iter().rev() {
+            if !shown[c] && used(&shown) + widths[c] + want <= width {
+                shown[c] = true;
+            }
+        }
         let room = width.saturating_sub(used(&shown)).max(1);
         for row in &mut cells {
             row[8] = cut(&row[8], room);
