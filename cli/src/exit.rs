@@ -102,7 +102,9 @@ impl Failure {
         if T::QUIET_BROKEN_PIPE && is_broken_pipe(&self.error) {
             return 0;
         }
-        let message = format!("{:#}", self.error).replace('\n', " ");
+        // Errors quote session data (ids read from stdin, records, paths):
+        // escaped here, once, for every tool.
+        let message = crate::text::line(&format!("{:#}", self.error).replace('\n', " "));
         let (line, code) = match self.kind {
             Kind::Usage => (format!("{name}: {message} (try --help)"), codes.usage),
             Kind::Failure => (format!("{name}: {message}"), codes.failure),

@@ -12,6 +12,8 @@
 //! - [`usage`]: clap's errors folded onto one line, and value parsers whose
 //!   errors say what form is expected;
 //! - [`term`]: the terminal's size and whether to colour;
+//! - [`text`]: session data escaped for people (no control character
+//!   reaches the terminal);
 //! - [`complete`]: shell completions (flags and session ids) and man pages,
 //!   generated from the clap definitions.
 
@@ -21,6 +23,7 @@ pub mod complete;
 pub mod exit;
 pub mod root;
 pub mod term;
+pub mod text;
 pub mod usage;
 
 pub use exit::{run, Codes, Failure, Tool};

@@ -41,7 +41,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     }
     for (_, s) in &rows {
         if let (Status::Corrupt, Err(e)) = (s.status, &s.record) {
-            eprintln!("codex-ps: warning: {} is corrupt: {e}", s.id);
+            let warning = format!("{} is corrupt: {e}", s.id);
+            eprintln!("codex-ps: warning: {}", ::cli::text::line(&warning));
         }
     }
 

@@ -1,11 +1,15 @@
 //! The human table: `#  ID  PID  TYPE  STATUS  OUT  ERR  CREATED  PROMPT`.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+
 use shared::agent::AgentState;
 use shared::layout::Stream;
 use shared::units::human_size;
 use shared::{Kind, Session, Status};
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// The columns, in order.
 const HEADER: [&str; 9] = [
@@ -13,8 +17,12 @@ const HEADER: [&str; 9] = [
 ];
 /// Spaces between columns (one from the style, the rest padding).
 const GAP: usize = 3;
-/// The PROMPT column is never cut narrower than this.
+/// The PROMPT column is not cut narrower than this while other columns
+/// can be left out instead.
 const MIN_PROMPT: usize = 10;
+/// The columns left out, in this order, when the rows would not fit the
+/// terminal otherwise: ERR, OUT, CREATED, TYPE, PID.
+const DROPPABLE: [usize; 5] = [6, 5, 7, 3, 2];
 
 /// How to draw the table.
 pub struct Look {
@@ -26,32 +34,54 @@ pub struct Look {
 
 /// Renders `rows` (row number and session) as the table, header included,
 /// with a trailing newline.
+///
+/// With a width, rows never wrap (given ids that fit): PROMPT is cut by
+/// terminal columns, and where it would get fewer than [`MIN_PROMPT`]
+/// columns, the least useful columns are left out first.
 pub fn render(rows: &[(usize, &Session)], look: &Look) -> String {
     let mut cells: Vec<[String; 9]> = rows.iter().map(|(i, s)| cells(*i, s)).collect();
+    let mut shown = [true; 9];
     if let Some(width) = look.width {
-        let used: usize = (0..8)
-            .map(|c| {
-                let widest = cells
-                    .iter()
-                    .map(|r| r[c].chars().count())
-                    .max()
-                    .unwrap_or(0);
-                widest.max(HEADER[c].len()) + GAP
-            })
-            .sum();
-        let room = width.saturating_sub(used).max(MIN_PROMPT);
+        let column = |c: usize| {
+            let widest = cells.iter().map(|r| r[c].width()).max().unwrap_or(0);
+            widest.max(HEADER[c].len()) + GAP
+        };
+        let widths: Vec<usize> = (0..8).map(column).collect();
+        let used = |shown: &[bool; 9]| (0..8).filter(|&c| shown[c]).map(|c| widths[c]).sum();
+        let prompt = cells.iter().map(|r| r[8].width()).max().unwrap_or(0);
+        let want = prompt.max(HEADER[8].len()).min(MIN_PROMPT);
+        for c in DROPPABLE {
+            if used(&shown) + want <= width {
+                break;
+            }
+            shown[c] = false;
+        }
+        // Then back what fits again, the more useful first (a wide
+        // CREATED may have had to go where OUT and ERR fit).
+        for c in DROPPABLE.into_iter().rev() {
+            if !shown[c] && used(&shown) + widths[c] + want <= width {
+                shown[c] = true;
+            }
+        }
+        let room = width.saturating_sub(used(&shown)).max(1);
         for row in &mut cells {
             row[8] = cut(&row[8], room);
         }
     }
+    let pick = |row: [String; 9]| -> Vec<String> {
+        row.into_iter()
+            .zip(shown)
+            .filter_map(|(cell, keep)| keep.then_some(cell))
+            .collect()
+    };
     let mut builder = Builder::with_capacity(rows.len() + 1, HEADER.len());
-    builder.push_record(HEADER);
+    builder.push_record(pick(HEADER.map(String::from)));
     for (row, (_, session)) in cells.into_iter().zip(rows) {
         let mut row = row;
         if look.colour {
             row[4] = paint(&row[4], session.status);
         }
-        builder.push_record(row);
+        builder.push_record(pick(row));
     }
     let mut table = builder.build();
     table
@@ -80,7 +110,8 @@ fn cells(index: usize, s: &Session) -> [String; 9] {
         human_size(s.log_bytes(Stream::Stdout)),
         human_size(s.log_bytes(Stream::Stderr)),
         s.created_at().to_rfc3339_secs(),
-        r.map(prompt_cell).unwrap_or_default(),
+        // Session data: shown escaped, never interpreted by the terminal.
+        ::cli::text::line(&r.map(prompt_cell).unwrap_or_default()),
     ]
 }
 
@@ -108,7 +139,10 @@ fn prompt_cell(r: &shared::Record) -> String {
     }
     match &r.prompt {
         Some(p) => first_line(p),
-        None if r.kind == Kind::Repl => format!("interactive, in {}", r.cwd),
+        None if r.kind == Kind::Repl => format!(
+            "interactive, in {}",
+            ::cli::text::line_bytes(std::os::unix::ffi::OsStrExt::as_bytes(r.cwd.as_os_str()))
+        ),
         None => shell_words(&r.argv),
     }
 }
@@ -137,15 +171,17 @@ fn paint(text: &str, status: Status) -> String {
     format!("\x1b[{code}m{text}\x1b[39m")
 }
 
-/// The command line as one string, quoting words that need it.
-fn shell_words(argv: &[String]) -> String {
+/// The command line as one string, quoting words that need it; bytes
+/// that are not UTF-8 shown as `\xHH` (see `cli::text`).
+fn shell_words(argv: &[OsString]) -> String {
     argv.iter()
         .map(|w| {
+            let w = ::cli::text::line_bytes(w.as_bytes());
             if !w.is_empty()
                 && w.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
             {
-                w.clone()
+                w
             } else {
                 format!("'{}'", w.replace('\'', r"'\''"))
             }
@@ -154,12 +190,22 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// `s` cut to `max` characters, the last one `…` when cut.
+/// `s` cut to `max` terminal columns, the last one `…` when cut (wide
+/// characters take two columns, combining marks none).
 fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    if s.width() <= max {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > max.saturating_sub(1) {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
     out.push('…');
     out
 }
@@ -173,11 +219,18 @@ mod tests {
         assert_eq!(cut("hello world", 5), "hell…");
         assert_eq!(cut("hello", 5), "hello");
         assert_eq!(cut("héllo wörld", 6), "héllo…");
+        // By columns: wide characters take two, combining marks none.
+        assert_eq!(cut("漢字漢字漢字", 7), "漢字漢…");
+        assert_eq!(cut("漢字漢字漢字", 6), "漢字…");
+        assert_eq!(
+            cut("e\u{301}e\u{301}e\u{301}e\u{301}", 3),
+            "e\u{301}e\u{301}…"
+        );
     }
 
     #[test]
     fn quotes_words_like_a_shell() {
-        let argv = ["sh", "-c", "echo 'hi'; exit 3"].map(String::from);
+        let argv = ["sh", "-c", "echo 'hi'; exit 3"].map(OsString::from);
         assert_eq!(shell_words(&argv), r"sh -c 'echo '\''hi'\''; exit 3'");
     }
 }

@@ -77,7 +77,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         let result = remove_one(&root, &ids, &selector, cli, &mut asked, &mut outcome);
         if let Err(e) = &result {
             all_ok = false;
-            eprintln!("codex-rm: {e:#}");
+            eprintln!("codex-rm: {}", ::cli::text::line(&format!("{e:#}")));
             outcome.error = Some(format!("{e:#}"));
         }
         // A closed stdout does not stop the removals.

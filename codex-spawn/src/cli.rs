@@ -7,6 +7,7 @@ use std::time::Duration;
 use ::cli::complete::{sessions, Sessions};
 use ::cli::usage::{duration, pair, size};
 use ::cli::{Codes, Failure, RootArg, Tool};
+use clap::builder::TypedValueParser;
 use clap::error::{ContextKind, ErrorKind};
 use clap::{ArgMatches, Parser, Subcommand};
 use shared::record::QueueSpec;
@@ -36,7 +37,7 @@ pub struct Cli {
 
     /// The command to run (kind `cmd`), after `--`.
     #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 /// Options common to every kind of session. They go before `exec` or `--`.
@@ -54,8 +55,8 @@ pub struct Options {
     pub cwd: Option<PathBuf>,
 
     /// Set an environment variable for the command (repeatable). The value is never written to disk.
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = pair)]
-    pub env: Vec<(String, String)>,
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = clap::builder::OsStringValueParser::new().try_map(env_pair))]
+    pub env: Vec<(String, OsString)>,
 
     /// Attach a label to the session (repeatable), for codex-ps filters.
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = pair)]
@@ -295,4 +296,19 @@ fn parse_size_spec(s: &str) -> Result<(u16, u16), String> {
         return Err(bad());
     }
     Ok((c, r))
+}
+
+/// `-e KEY=VALUE`: the value may be any bytes (it is passed on, never
+/// recorded); the name must be UTF-8, since the record lists it.
+fn env_pair(s: OsString) -> Result<(String, OsString), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = s.as_bytes();
+    let eq = bytes.iter().position(|&b| b == b'=');
+    match eq.map(|i| (&bytes[..i], &bytes[i + 1..])) {
+        Some((k, v)) if !k.is_empty() => {
+            let k = std::str::from_utf8(k).map_err(|_| "the KEY of KEY=VALUE must be UTF-8")?;
+            Ok((k.to_string(), std::ffi::OsStr::from_bytes(v).to_os_string()))
+        }
+        _ => Err("expected KEY=VALUE with a non-empty KEY".into()),
+    }
 }

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::env;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -33,13 +35,13 @@ const PROMPT_PREVIEW_CHARS: usize = 200;
 /// What the user asked for, checked.
 struct Request {
     kind: Kind,
-    argv: Vec<String>,
+    argv: Vec<OsString>,
     prompt: Option<Vec<u8>>,
     tty: bool,
     codex_options: Vec<String>,
     continues: Option<String>,
     /// The working directory when not the caller's: a resumed session's.
-    cwd: Option<String>,
+    cwd: Option<OsString>,
 }
 
 /// Runs codex-spawn (its command line already checked): creates the
@@ -148,8 +150,8 @@ fn request(cli: &Cli, prompt: Option<Vec<u8>>) -> Result<Request, Failure> {
         if !args.has("no-daemon") && !args.has("remote") {
             args.add_flag("no-daemon");
         }
-        argv.extend(args.option_words());
-        argv.extend(args.prompt.iter().cloned());
+        argv.extend(args.option_words().into_iter().map(OsString::from));
+        argv.extend(args.prompt.iter().map(OsString::from));
         return Ok(Request {
             kind: Kind::Repl,
             argv,
@@ -170,9 +172,9 @@ fn request(cli: &Cli, prompt: Option<Vec<u8>>) -> Result<Request, Failure> {
         None => args,
     };
     argv.extend(["exec".into(), "--json".into()]);
-    argv.extend(args.option_words());
+    argv.extend(args.option_words().into_iter().map(OsString::from));
     if let Some(e) = &earlier {
-        argv.extend(["resume".into(), e.thread.clone()]);
+        argv.extend(["resume".into(), OsString::from(&e.thread)]);
     }
     argv.push("-".into());
     let prompt = match args.prompt.as_deref() {
@@ -229,7 +231,7 @@ fn earlier_session(cli: &Cli, selector: &str) -> anyhow::Result<Earlier> {
 
 /// The codex binary: `--codex-bin`, else `$CODEX_BIN`, else `codex` on PATH.
 /// A path with a slash is made absolute, so `-C` does not change its meaning.
-fn codex_bin(flag: Option<&Path>) -> anyhow::Result<String> {
+fn codex_bin(flag: Option<&Path>) -> anyhow::Result<OsString> {
     let bin: PathBuf = match (flag, env::var_os("CODEX_BIN").filter(|v| !v.is_empty())) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(v)) => v.into(),
@@ -242,13 +244,11 @@ fn codex_bin(flag: Option<&Path>) -> anyhow::Result<String> {
     } else {
         bin
     };
-    bin.into_os_string()
-        .into_string()
-        .map_err(|b| anyhow!("the codex binary path {b:?} is not UTF-8"))
+    Ok(bin.into_os_string())
 }
 
 /// The command's working directory, absolute and checked.
-fn working_dir(flag: Option<&Path>) -> anyhow::Result<String> {
+fn working_dir(flag: Option<&Path>) -> anyhow::Result<OsString> {
     let dir = match flag {
         Some(d) => fs::canonicalize(d)
             .with_context(|| format!("using {} as the working directory", d.display()))?,
@@ -257,9 +257,7 @@ fn working_dir(flag: Option<&Path>) -> anyhow::Result<String> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
-    dir.into_os_string()
-        .into_string()
-        .map_err(|d| anyhow!("the working directory {d:?} is not UTF-8"))
+    Ok(dir.into_os_string())
 }
 
 /// The start of the prompt, for listings.
@@ -275,7 +273,7 @@ fn preview(prompt: &[u8]) -> String {
 fn start_supervisor(
     dir: &Path,
     lock: BorrowedFd<'_>,
-    env: &[(String, String)],
+    env: &[(String, OsString)],
     token: &str,
 ) -> Result<(), Failure> {
     let exe = env::current_exe().context("finding codex-spawn's own path")?;
@@ -331,6 +329,7 @@ fn start_supervisor(
         record
             .as_ref()
             .and_then(|r| r.argv.first().cloned())
+            .map(|p| ::cli::text::line_bytes(p.as_bytes()))
             .unwrap_or_default()
     };
     match report {
@@ -375,7 +374,7 @@ fn is_dir(record: Option<&Record>) -> bool {
     record.is_some_and(|r| {
         r.argv
             .first()
-            .filter(|p| p.contains('/'))
+            .filter(|p| p.as_bytes().contains(&b'/'))
             .is_some_and(|p| Path::new(&r.cwd).join(p).is_dir())
     })
 }

@@ -116,13 +116,18 @@ fn exit_code(session: &Session) -> i32 {
             let why = record
                 .and_then(|r| r.error.clone())
                 .unwrap_or_else(|| "it never ran".into());
+            let why = ::cli::text::line(&why);
             eprintln!("codex-tail: {} failed: {why}", session.id);
             125
         }
         _ => {
             match &session.record {
                 Err(e) if e.is_not_found() => eprintln!("codex-tail: {} was removed", session.id),
-                Err(e) => eprintln!("codex-tail: {}: {e}", session.id),
+                Err(e) => eprintln!(
+                    "codex-tail: {}: {}",
+                    session.id,
+                    ::cli::text::line(&e.to_string())
+                ),
                 Ok(_) => eprintln!("codex-tail: {} is {}", session.id, session.status),
             }
             125

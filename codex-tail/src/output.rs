@@ -32,6 +32,8 @@ pub struct Printer {
     out: io::BufWriter<io::Stdout>,
     err: io::BufWriter<io::Stderr>,
     last: Option<Stream>,
+    /// Per stream: in the middle of a line printed in pieces.
+    mid: [bool; 2],
 }
 
 impl Printer {
@@ -47,6 +49,7 @@ impl Printer {
             out: io::BufWriter::with_capacity(64 * 1024, io::stdout()),
             err: io::BufWriter::with_capacity(64 * 1024, io::stderr()),
             last: None,
+            mid: [false; 2],
         }
     }
 
@@ -68,10 +71,11 @@ impl Printer {
             if self.is_events(nth, line.stream) {
                 // The line is the event's JSON already: embed it as it is.
                 buf.extend_from_slice(b",\"event\":");
-                if serde_json::from_slice::<serde::de::IgnoredAny>(&line.text).is_ok() {
-                    buf.extend_from_slice(&line.text);
-                } else {
-                    buf.extend_from_slice(b"null");
+                // Bytes that are not UTF-8 inside its strings become
+                // `\udcXX`, as in `line`: the output stays valid UTF-8.
+                match shared::bytes::json_text(&line.text) {
+                    Some(event) => buf.extend_from_slice(&event),
+                    None => buf.extend_from_slice(b"null"),
                 }
             }
             buf.extend_from_slice(b"}\n");
@@ -89,21 +93,25 @@ impl Printer {
         !self.json && !self.raw && self.exec.get(nth).copied().unwrap_or(false)
     }
 
-    /// The lines `line` of the `nth` session shows as: rendered events for
-    /// people, else the line itself.
+    /// The lines `line` of the `nth` session shows as: for an exec session
+    /// rendered for people, its events rendered and everything the agent
+    /// wrote escaped, never interpreted by the terminal (lines that are not
+    /// events included); else the line itself, bytes as written.
     pub fn display(&self, nth: usize, line: &Line) -> Vec<Line> {
-        if self.renders(nth) && line.stream == Stream::Stdout {
-            if let Some(rendered) = render(&line.text) {
-                return rendered
-                    .into_iter()
-                    .map(|text| Line {
-                        text: text.into_bytes(),
-                        ..line.clone()
-                    })
-                    .collect();
-            }
+        if !(self.renders(nth) && line.stream == Stream::Stdout) {
+            return vec![line.clone()];
         }
-        vec![line.clone()]
+        let rendered: Vec<String> = match render(&line.text) {
+            Some(rendered) => rendered.iter().map(|t| ::cli::text::lines(t)).collect(),
+            None => vec![::cli::text::lines_bytes(&line.text)],
+        };
+        rendered
+            .into_iter()
+            .map(|text| Line {
+                text: text.into_bytes(),
+                ..line.clone()
+            })
+            .collect()
     }
 
     /// Prints a line that is already in its shown form (see [`display`]).
@@ -125,6 +133,15 @@ impl Printer {
     /// Prints one line as it is, with the prefix and time asked for.
     fn plain(&mut self, id: &str, nth: usize, line: &Line) -> io::Result<()> {
         let mut buf = Vec::with_capacity(line.text.len() + 64);
+        let k = line.stream.index();
+        if std::mem::replace(&mut self.mid[k], line.more) {
+            // The rest of a line begun in an earlier piece.
+            buf.extend_from_slice(&line.text);
+            if !line.more {
+                buf.push(b'\n');
+            }
+            return self.write(line.stream, &buf);
+        }
         if self.prefix {
             if self.colour {
                 let c = COLOURS[nth % COLOURS.len()];
@@ -141,7 +158,9 @@ impl Printer {
             buf.push(b' ');
         }
         buf.extend_from_slice(&line.text);
-        buf.push(b'\n');
+        if !line.more {
+            buf.push(b'\n');
+        }
         self.write(line.stream, &buf)
     }
 
@@ -168,33 +187,10 @@ impl Printer {
     }
 }
 
-/// Appends `bytes` as a JSON string. Bytes that are not UTF-8 are kept
-/// losslessly as the escapes `\udc80`..`\udcff` (one per byte, as Python's
-/// `surrogateescape` does), which no valid UTF-8 text can produce.
+/// Appends `bytes` as a JSON string, by the convention of
+/// [`shared::bytes`] (bytes that are not UTF-8 as `\udcXX`).
 pub fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
-    buf.push(b'"');
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => buf.extend_from_slice(b"\\\""),
-                '\\' => buf.extend_from_slice(b"\\\\"),
-                '\n' => buf.extend_from_slice(b"\\n"),
-                '\r' => buf.extend_from_slice(b"\\r"),
-                '\t' => buf.extend_from_slice(b"\\t"),
-                c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                    buf.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
-                }
-                c => {
-                    let mut tmp = [0u8; 4];
-                    buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-                }
-            }
-        }
-        for &b in chunk.invalid() {
-            buf.extend_from_slice(format!("\\udc{b:02x}").as_bytes());
-        }
-    }
-    buf.push(b'"');
+    shared::bytes::write_json_string(buf, bytes)
 }
 
 #[cfg(test)]

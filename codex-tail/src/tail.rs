@@ -134,30 +134,45 @@ fn tail(cli: &Cli, sources: &mut [Source], window: &Window) -> Result<i32, Failu
         .collect();
     for (nth, source) in sources.iter_mut().enumerate() {
         let id = source.id.to_string();
-        if let Some(n) = cli.bytes {
-            for (stream, bytes) in source.last_bytes(n, &window)? {
-                printer.raw(stream, &bytes)?;
-            }
-            continue;
-        }
-        let lines = match cli.lines {
-            // Rendered, `-n N` is N lines of what people see, not N events.
-            Lines::Last(n) if printer.renders(nth) => {
-                last_shown(source, &printer, nth, n, &window, cli.follow)?
-            }
-            Lines::Last(n) => source.last_lines(n, &window, cli.follow)?,
-            Lines::From(first) => {
-                let lines = source.lines_from(first, &window, cli.follow)?;
-                let mut shown: Vec<Line> =
-                    lines.iter().flat_map(|l| printer.display(nth, l)).collect();
-                if !cli.follow && printer.renders(nth) {
-                    shown.extend(closing_line(source));
+        // Printed as they are read, long lines in pieces where lines are
+        // printed as bytes: memory stays bounded by a piece, whatever the
+        // log (JSON lines and rendered events need whole lines).
+        source.pieces = !cli.json && (cli.raw || !printer.exec[nth]);
+        let renders = printer.renders(nth);
+        let mut failed = None;
+        match (cli.bytes, cli.lines) {
+            (Some(n), _) => source.last_bytes(n, &window, &mut |stream, bytes| {
+                if failed.is_none() {
+                    failed = printer.raw(stream, bytes).err();
                 }
-                shown
+            })?,
+            // Rendered, `-n N` is N lines of what people see, not N events.
+            (None, Lines::Last(n)) if renders => {
+                for line in last_shown(source, &printer, nth, n, &window, cli.follow)? {
+                    printer.shown(&id, nth, &line)?;
+                }
             }
-        };
-        for line in &lines {
-            printer.shown(&id, nth, line)?;
+            (None, lines) => {
+                let mut print = |line: Line| {
+                    if failed.is_none() {
+                        failed = printer.line(&id, nth, &line).err();
+                    }
+                };
+                match lines {
+                    Lines::Last(n) => source.last_lines_each(n, &window, cli.follow, &mut print)?,
+                    Lines::From(first) => {
+                        source.lines_from(first, &window, cli.follow, &mut print)?
+                    }
+                }
+                if renders && !cli.follow && failed.is_none() {
+                    if let Some(line) = closing_line(source) {
+                        printer.shown(&id, nth, &line)?;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e.into());
         }
     }
     printer.flush()?;
@@ -211,5 +226,6 @@ pub fn closing_line(source: &Source) -> Option<Line> {
         stream: shared::layout::Stream::Stdout,
         time: None,
         text: text.into_bytes(),
+        more: false,
     })
 }

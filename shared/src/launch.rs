@@ -22,10 +22,14 @@ pub const SUPERVISOR_BIN: &str = "codex-supervisor";
 pub const ENV_PREFIX: &str = "CODEX_SUPERVISOR_ENV_";
 
 /// The variables that carry `env` to the supervisor (see [`ENV_PREFIX`]).
-pub fn encode_env(env: &[(String, String)]) -> Vec<(String, String)> {
+pub fn encode_env(env: &[(String, OsString)]) -> Vec<(String, OsString)> {
     env.iter()
         .enumerate()
-        .map(|(i, (k, v))| (format!("{ENV_PREFIX}{i}"), format!("{k}={v}")))
+        .map(|(i, (k, v))| {
+            let mut kv = OsString::from(format!("{k}="));
+            kv.push(v);
+            (format!("{ENV_PREFIX}{i}"), kv)
+        })
         .collect()
 }
 
@@ -167,20 +171,24 @@ mod tests {
 
     #[test]
     fn env_values_round_trip_in_order() {
-        let env: Vec<(String, String)> = (0..12)
-            .map(|i| (format!("K{i}"), format!("v={i}")))
+        let mut env: Vec<(String, OsString)> = (0..12)
+            .map(|i| (format!("K{i}"), format!("v={i}").into()))
             .collect();
+        // Values are bytes, not text.
+        env.push((
+            "BYTES".into(),
+            std::os::unix::ffi::OsStringExt::from_vec(b"caf\xe9=\xff".to_vec()),
+        ));
         let mut vars: Vec<(OsString, OsString)> = encode_env(&env)
             .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
+            .map(|(k, v)| (k.into(), v))
             .rev()
             .collect();
         vars.push(("PATH".into(), "/bin".into()));
         let (values, carriers) = decode_env(vars.into_iter());
-        let want: Vec<(OsString, OsString)> =
-            env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let want: Vec<(OsString, OsString)> = env.into_iter().map(|(k, v)| (k.into(), v)).collect();
         assert_eq!(values, want);
-        assert_eq!(carriers.len(), 12);
+        assert_eq!(carriers.len(), 13);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod bytes;
 pub mod create;
 pub mod error;
 pub mod files;

@@ -88,7 +88,13 @@ impl Session {
     /// its last rotation) plus that file's size. Without a readable record,
     /// the sizes of its log files (none through a symlink out of the root).
     pub fn log_bytes(&self, stream: Stream) -> u64 {
-        let size = |p: PathBuf| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        // Not through a symlink; a FIFO or directory in a log's place is 0.
+        let size = |p: PathBuf| {
+            fs::symlink_metadata(p)
+                .ok()
+                .filter(fs::Metadata::is_file)
+                .map_or(0, |m| m.len())
+        };
         match &self.record {
             Ok(r) if matches!(self.status, Status::Exited | Status::Failed) => match stream {
                 Stream::Stdout => r.stdout_bytes,

@@ -7,10 +7,9 @@
 //! same open file (and so the same lock) to the supervisor, so a session is
 //! never seen unlocked between its creation and its end.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -62,13 +61,13 @@ impl AsFd for Lock {
 /// supervisor. A missing lock file reads as not held.
 pub fn is_held(dir: &Path) -> Result<bool> {
     let path = dir.join(LOCK_FILE);
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
-        .open(&path)
-    {
+    // Never blocking on a FIFO put in its place. Whatever is at the path
+    // and is not a regular file is not the supervisor's lock (which holds
+    // its own regular file, whatever was later renamed over it): not held.
+    let file = match crate::files::open_nofollow(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(_) if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) => return Ok(false),
         Err(e) => return Err(Error::io("opening", &path, e)),
     };
     #[allow(deprecated)]

@@ -36,16 +36,25 @@ impl Which {
     }
 }
 
-/// One line of output, without its newline.
+/// One line of output, without its newline, or a piece of one (see
+/// [`Source::pieces`]).
 #[derive(Debug, Clone)]
 pub struct Line {
     /// Its stream.
     pub stream: Stream,
     /// Its bytes, untouched, without the final `\n`.
     pub text: Vec<u8>,
-    /// When the supervisor read its end (unknown without an index).
+    /// When the supervisor read its end (unknown without an index); for a
+    /// piece, when it read the piece's last bytes.
     pub time: Option<Timestamp>,
+    /// Whether this is a piece of a longer line whose rest comes in later
+    /// lines of the same stream (so no newline follows it).
+    pub more: bool,
 }
+
+/// The size of the pieces a long line is handed out in (see
+/// [`Source::pieces`]).
+pub const PIECE: u64 = 64 * 1024;
 
 /// Which lines are wanted.
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +104,13 @@ pub struct Source {
     pending: [Vec<u8>; 2],
     /// The index entry and time of each pending line's last bytes.
     pending_at: [(usize, Timestamp); 2],
+    /// Per stream: pieces of the line in progress were handed out.
+    open: [bool; 2],
+    /// Hand out lines longer than [`PIECE`] in pieces (a [`Line`] with
+    /// `more` set) rather than whole, so that memory stays bounded by the
+    /// piece, not by the longest line. Only for readers that print lines
+    /// as bytes; lines are whole when a time window is given.
+    pub pieces: bool,
 }
 
 impl Source {
@@ -117,14 +133,31 @@ impl Source {
             pos: 0,
             pending: [Vec::new(), Vec::new()],
             pending_at: [(0, Timestamp::default()); 2],
+            open: [false; 2],
+            pieces: false,
         })
     }
 
     /// The last `n` lines in `w`, oldest first. With `follow`, a last line
     /// still missing its newline is kept back until it is complete.
     pub fn last_lines(&mut self, n: usize, w: &Window, follow: bool) -> io::Result<Vec<Line>> {
+        let mut lines = Vec::new();
+        self.last_lines_each(n, w, follow, &mut |l| lines.push(l))?;
+        Ok(lines)
+    }
+
+    /// [`Source::last_lines`], handing each line to `emit` as it is read
+    /// (in pieces when [`Source::pieces`] is set).
+    pub fn last_lines_each(
+        &mut self,
+        n: usize,
+        w: &Window,
+        follow: bool,
+        emit: &mut dyn FnMut(Line),
+    ) -> io::Result<()> {
         let Some(ix) = &self.index else {
-            return self.without_index(Some(n), w);
+            self.without_index(Some(n), w)?.into_iter().for_each(emit);
+            return Ok(());
         };
         let indexed = w.upto.map_or(ix.len(), |u| u.min(ix.len()));
         let hi = match w.until {
@@ -192,7 +225,6 @@ impl Source {
         }
         ends.reverse();
 
-        let mut lines = Vec::with_capacity(ends.len());
         let mut next_start: [Option<u64>; 2] = [None, None];
         for end in &ends {
             let k = end.stream.index();
@@ -201,69 +233,145 @@ impl Source {
                 None => self.logs[k].line_start(end.at)?,
             };
             next_start[k] = Some(end.at + u64::from(end.newline));
-            lines.push(Line {
+            let log = &self.logs[k];
+            let open = &mut self.open[k];
+            let time = Some(end.time);
+            let rest = emit_pieces(
+                log,
+                self.pieces,
+                open,
+                end.stream,
+                (start, end.at),
+                time,
+                emit,
+            )?;
+            emit(Line {
                 stream: end.stream,
-                text: self.logs[k].read_range(start, end.at)?,
+                text: rest,
                 time: Some(end.time),
+                more: false,
             });
+            self.open[k] = false;
         }
         self.pos = hi;
         if follow {
-            self.keep_partial_lines(hi, stream_end, w)?;
+            self.keep_partial_lines(hi, stream_end, w, emit)?;
         }
-        Ok(lines)
+        Ok(())
     }
 
-    /// Every line in `w` from line `first` (1-based) on. With `follow`, a
-    /// last line missing its newline is kept back.
-    pub fn lines_from(&mut self, first: usize, w: &Window, follow: bool) -> io::Result<Vec<Line>> {
+    /// Every line in `w` from line `first` (1-based) on, each handed to
+    /// `emit` as it is read (in pieces when [`Source::pieces`] is set), so
+    /// that memory does not grow with the log. With `follow`, a last line
+    /// missing its newline is kept back; without, it comes last.
+    pub fn lines_from(
+        &mut self,
+        first: usize,
+        w: &Window,
+        follow: bool,
+        emit: &mut dyn FnMut(Line),
+    ) -> io::Result<()> {
+        let skip = first.saturating_sub(1);
         if self.index.is_none() {
-            let mut all = self.without_index(None, w)?;
-            all.drain(..first.saturating_sub(1).min(all.len()));
-            return Ok(all);
+            let all = self.without_index(None, w)?;
+            all.into_iter().skip(skip).for_each(emit);
+            return Ok(());
         }
-        let mut lines: Vec<(usize, Line)> = Vec::new();
-        self.advance_seq(w, &mut |seq, l| lines.push((seq, l)))?;
-        if !follow {
-            // A last line without its newline takes its place by the entry
-            // of its last bytes, as in `last_lines`.
-            let at = self.pending_at;
-            for line in self.take_pending() {
-                let (seq, time) = at[line.stream.index()];
-                if w.admits(time) {
-                    lines.push((
-                        seq,
-                        Line {
-                            time: Some(time),
-                            ..line
-                        },
-                    ));
-                }
+        // Lines before `first` are counted, not handed out.
+        let mut seen = 0usize;
+        let mut from_first = |line: Line| {
+            let wanted = seen >= skip;
+            if !line.more {
+                seen += 1;
             }
-            lines.sort_by_key(|(seq, _)| *seq);
+            if wanted {
+                emit(line);
+            }
+        };
+        if follow {
+            return self.advance_seq(w, [None, None], &mut |_, l| from_first(l));
         }
-        let mut lines: Vec<Line> = lines.into_iter().map(|(_, l)| l).collect();
-        lines.drain(..first.saturating_sub(1).min(lines.len()));
-        Ok(lines)
+        // Up to the entries there are now; a stream's last line without
+        // its newline takes its place in the merge by the entry of its last
+        // bytes, as in `last_lines`: known before reading, so that lines
+        // need not be held back.
+        let Some(ix) = &mut self.index else {
+            return Ok(());
+        };
+        let count = ix.refresh().map_err(io::Error::other)?;
+        let count = w.upto.map_or(count, |u| u.min(count));
+        let mut last: [Option<usize>; 2] = [None, None];
+        let mut left = STREAMS.iter().filter(|&&s| w.which.wants(s)).count();
+        for i in (self.pos..count).rev() {
+            if left == 0 {
+                break;
+            }
+            let Some(e) = ix.get(i) else { continue };
+            let k = e.stream.index();
+            if e.kind == EntryKind::Data && w.which.wants(e.stream) && last[k].is_none() {
+                last[k] = Some(i);
+                left -= 1;
+            }
+        }
+        let mut close = [None, None];
+        for (k, i) in last.iter().enumerate() {
+            let Some(e) = i.and_then(|i| ix.get(i)) else {
+                continue;
+            };
+            let end = e.offset + u64::from(e.len);
+            if end > 0 && self.logs[k].read_range(end - 1, end)? != b"\n" {
+                close[k] = *i;
+            }
+        }
+        let upto = Window {
+            upto: Some(count),
+            ..*w
+        };
+        self.advance_seq(&upto, close, &mut |_, l| from_first(l))
     }
 
-    /// The last `n` bytes in `w`, in arrival order, as (stream, bytes) pieces.
-    pub fn last_bytes(&mut self, n: u64, w: &Window) -> io::Result<Vec<(Stream, Vec<u8>)>> {
-        let mut pieces = Vec::new();
+    /// The last `n` bytes in `w`, in arrival order, handed to `emit` as
+    /// (stream, bytes) pieces of at most [`PIECE`] bytes: the start is
+    /// found walking backward, then the bytes are read forward, so memory
+    /// does not grow with `n`.
+    pub fn last_bytes(
+        &mut self,
+        n: u64,
+        w: &Window,
+        emit: &mut dyn FnMut(Stream, &[u8]),
+    ) -> io::Result<()> {
+        // What to print: (stream, start, end) ranges, oldest first.
+        let mut ranges: Vec<(Stream, u64, u64)> = Vec::new();
         let mut left = n;
         if let Some(ix) = &self.index {
             let mut i = ix.len();
+            let mut from = ix.len();
+            let mut cut = 0;
             while i > 0 && left > 0 {
                 i -= 1;
                 let Some(e) = ix.get(i) else { continue };
                 if e.kind != EntryKind::Data || !w.which.wants(e.stream) || !w.admits(e.time) {
                     continue;
                 }
-                let len = u64::from(e.len).min(left);
                 let end = e.offset + u64::from(e.len);
-                let bytes = self.logs[e.stream.index()].read_range(end - len, end)?;
-                left -= bytes.len() as u64;
-                pieces.push((e.stream, bytes));
+                let there = end.saturating_sub(e.offset.max(self.logs[e.stream.index()].first()));
+                let take = there.min(left);
+                left -= take;
+                from = i;
+                cut = take;
+            }
+            for j in from..ix.len() {
+                let Some(e) = ix.get(j) else { continue };
+                if e.kind != EntryKind::Data || !w.which.wants(e.stream) || !w.admits(e.time) {
+                    continue;
+                }
+                let end = e.offset + u64::from(e.len);
+                let start = if j == from { end - cut } else { e.offset };
+                ranges.push((
+                    e.stream,
+                    start.max(self.logs[e.stream.index()].first()),
+                    end,
+                ));
             }
             self.pos = ix.len();
         } else {
@@ -271,27 +379,46 @@ impl Source {
                 let log = &self.logs[stream.index()];
                 let end = log.end();
                 let start = end.saturating_sub(left).max(log.first());
-                let bytes = log.read_range(start, end)?;
-                left -= bytes.len() as u64;
-                pieces.push((stream, bytes));
+                left -= end - start;
+                ranges.push((stream, start, end));
+            }
+            ranges.reverse();
+        }
+        for (stream, start, end) in ranges {
+            let mut at = start;
+            while at < end {
+                let bytes = self.logs[stream.index()].read_range(at, end.min(at + PIECE))?;
+                if bytes.is_empty() {
+                    break;
+                }
+                at += bytes.len() as u64;
+                emit(stream, &bytes);
             }
         }
-        pieces.reverse();
-        Ok(pieces)
+        Ok(())
     }
 
     /// Takes in what the index gained since the last look, handing each
     /// completed line in `w` to `emit`.
     pub fn advance(&mut self, w: &Window, emit: &mut dyn FnMut(Line)) -> io::Result<()> {
-        self.advance_seq(w, &mut |_, line| emit(line))
+        self.advance_seq(w, [None, None], &mut |_, line| emit(line))
     }
 
     /// [`Source::advance`], telling the index entry each line ended in.
-    fn advance_seq(&mut self, w: &Window, emit: &mut dyn FnMut(usize, Line)) -> io::Result<()> {
+    ///
+    /// `close`: per stream, the entry after which its line in progress is
+    /// handed out as a whole line, newline or not (its last).
+    fn advance_seq(
+        &mut self,
+        w: &Window,
+        close: [Option<usize>; 2],
+        emit: &mut dyn FnMut(usize, Line),
+    ) -> io::Result<()> {
         let Some(ix) = &mut self.index else {
             return Ok(());
         };
         let count = ix.refresh().map_err(io::Error::other)?;
+        let count = w.upto.map_or(count, |u| u.min(count));
         for i in self.pos..count {
             let Some(e) = ix.get(i) else { continue };
             let k = e.stream.index();
@@ -316,27 +443,77 @@ impl Source {
                         // the line in progress.
                         self.pending[k].clear();
                     }
-                    let chunk = self.logs[k].read_range(start, end)?;
-                    let pending = &mut self.pending[k];
-                    let mut rest = &chunk[..];
-                    while let Some(p) = rest.iter().position(|&b| b == b'\n') {
-                        pending.extend_from_slice(&rest[..p]);
-                        let text = std::mem::take(pending);
-                        if w.admits(e.time) {
+                    // A piece at a time, so that memory does not grow
+                    // with the size of one read of the supervisor.
+                    let mut at = start;
+                    while at < end {
+                        let chunk = self.logs[k].read_range(at, end.min(at + PIECE))?;
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        at += chunk.len() as u64;
+                        let pending = &mut self.pending[k];
+                        let mut rest = &chunk[..];
+                        while let Some(p) = rest.iter().position(|&b| b == b'\n') {
+                            pending.extend_from_slice(&rest[..p]);
+                            let text = std::mem::take(pending);
+                            let open = std::mem::take(&mut self.open[k]);
+                            if open || w.admits(e.time) {
+                                let (stream, time, more) = (e.stream, Some(e.time), false);
+                                emit(
+                                    i,
+                                    Line {
+                                        stream,
+                                        text,
+                                        time,
+                                        more,
+                                    },
+                                );
+                            }
+                            rest = &rest[p + 1..];
+                        }
+                        pending.extend_from_slice(rest);
+                        if !rest.is_empty() {
+                            self.pending_at[k] = (i, e.time);
+                        }
+                        // A line longer than a piece is handed out as it
+                        // comes, unless lines are chosen by time (by their
+                        // end).
+                        if self.pieces
+                            && w.since.is_none()
+                            && w.until.is_none()
+                            && pending.len() as u64 >= PIECE
+                        {
+                            self.open[k] = true;
+                            let text = std::mem::take(pending);
+                            let (stream, time, more) = (e.stream, Some(e.time), true);
                             emit(
                                 i,
                                 Line {
-                                    stream: e.stream,
+                                    stream,
                                     text,
-                                    time: Some(e.time),
+                                    time,
+                                    more,
                                 },
                             );
                         }
-                        rest = &rest[p + 1..];
                     }
-                    pending.extend_from_slice(rest);
-                    if !rest.is_empty() {
-                        self.pending_at[k] = (i, e.time);
+                    if close[k] == Some(i) {
+                        let text = std::mem::take(&mut self.pending[k]);
+                        let open = std::mem::take(&mut self.open[k]);
+                        if open || (!text.is_empty() && w.admits(e.time)) {
+                            let more = false;
+                            let (stream, time) = (e.stream, Some(e.time));
+                            emit(
+                                i,
+                                Line {
+                                    stream,
+                                    text,
+                                    time,
+                                    more,
+                                },
+                            );
+                        }
                     }
                 }
             }
@@ -348,16 +525,20 @@ impl Source {
     /// The lines still missing their newline, once the session is over.
     pub fn take_pending(&mut self) -> Vec<Line> {
         let pending = &mut self.pending;
+        let open = &mut self.open;
         let at = self.pending_at;
         STREAMS
             .into_iter()
             .filter_map(|s| {
                 let text = std::mem::take(&mut pending[s.index()]);
                 let time = Some(at[s.index()].1).filter(|t| *t != Timestamp::default());
-                (!text.is_empty()).then_some(Line {
+                // A line handed out in pieces still gets its end.
+                let open = std::mem::take(&mut open[s.index()]);
+                (open || !text.is_empty()).then_some(Line {
                     stream: s,
                     text,
                     time,
+                    more: false,
                 })
             })
             .collect()
@@ -370,6 +551,7 @@ impl Source {
         hi: usize,
         mut stream_end: [Option<u64>; 2],
         w: &Window,
+        emit: &mut dyn FnMut(Line),
     ) -> io::Result<()> {
         let Some(ix) = &self.index else { return Ok(()) };
         for stream in STREAMS.into_iter().filter(|&s| w.which.wants(s)) {
@@ -383,10 +565,14 @@ impl Source {
             }
             let Some(end) = stream_end[k] else { continue };
             let start = self.logs[k].line_start(end)?;
-            self.pending[k] = self.logs[k].read_range(start, end)?;
-            if let Some(e) = hi.checked_sub(1).and_then(|i| ix.get(i)) {
-                self.pending_at[k] = (hi - 1, e.time);
+            let time = hi.checked_sub(1).and_then(|i| ix.get(i)).map(|e| e.time);
+            if let Some(time) = time {
+                self.pending_at[k] = (hi - 1, time);
             }
+            // Only the line's last piece is kept back.
+            let (log, open) = (&self.logs[k], &mut self.open[k]);
+            self.pending[k] =
+                emit_pieces(log, self.pieces, open, stream, (start, end), time, emit)?;
         }
         Ok(())
     }
@@ -408,8 +594,39 @@ impl Source {
                 stream,
                 text: t.to_vec(),
                 time: None,
+                more: false,
             }));
         }
         Ok(lines)
     }
+}
+
+/// Hands out bytes `start..end` of `stream` (in `log`) in [`PIECE`]s while
+/// more than a piece is left, when `pieces` is set (marking the line
+/// `open`), and returns what is left: at most a piece then.
+fn emit_pieces(
+    log: &StreamLog,
+    pieces: bool,
+    open: &mut bool,
+    stream: Stream,
+    (start, end): (u64, u64),
+    time: Option<Timestamp>,
+    emit: &mut dyn FnMut(Line),
+) -> io::Result<Vec<u8>> {
+    let mut at = start;
+    while pieces && end.saturating_sub(at) > PIECE {
+        let text = log.read_range(at, at + PIECE)?;
+        if text.is_empty() {
+            break;
+        }
+        at += text.len() as u64;
+        *open = true;
+        emit(Line {
+            stream,
+            text,
+            time,
+            more: true,
+        });
+    }
+    log.read_range(at, end)
 }

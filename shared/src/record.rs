@@ -5,6 +5,7 @@
 //! newer format version is refused with [`Error::NewerFormat`].
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -85,11 +86,21 @@ pub struct Record {
     pub id: String,
     /// What kind of session it is.
     pub kind: Kind,
-    /// The command line run, program first.
-    pub argv: Vec<String>,
-    /// The working directory of the command.
-    #[serde(default)]
-    pub cwd: String,
+    /// The command line run, program first: any bytes, written by the
+    /// convention of [`crate::bytes`] (UTF-8 as it is, other bytes as
+    /// `\udcXX`), so records of UTF-8 command lines read as before.
+    #[serde(
+        serialize_with = "crate::bytes::serialize_all",
+        deserialize_with = "crate::bytes::deserialize_all"
+    )]
+    pub argv: Vec<OsString>,
+    /// The working directory of the command (any bytes, as `argv`).
+    #[serde(
+        default,
+        serialize_with = "crate::bytes::serialize",
+        deserialize_with = "crate::bytes::deserialize"
+    )]
+    pub cwd: OsString,
     /// The start of the prompt (exec and repl sessions), for listings; the
     /// whole prompt is in the `prompt` file.
     #[serde(default)]
@@ -250,7 +261,7 @@ impl Record {
     /// created now, on this host and boot, starting, with an empty agent
     /// summary for exec sessions; what else was asked is set on it before
     /// it is created, what happened is filled in by the supervisor.
-    pub fn new(kind: Kind, argv: Vec<String>, cwd: String) -> Record {
+    pub fn new(kind: Kind, argv: Vec<OsString>, cwd: OsString) -> Record {
         Record {
             format: FORMAT_VERSION,
             kind,
@@ -269,9 +280,7 @@ impl Record {
     /// Reads and checks `dir/session.json`.
     pub fn read(dir: &Path) -> Result<Record> {
         let path = dir.join(RECORD_FILE);
-        let mut bytes = Vec::new();
-        crate::files::open_nofollow(&path)
-            .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+        let bytes = crate::files::read_capped(&path, crate::files::MAX_RECORD)
             .map_err(|e| Error::io("reading", &path, e))?;
         Self::from_slice(&path, &bytes)
     }
@@ -309,6 +318,18 @@ impl Record {
     pub fn write(&self, dir: &Path, durability: Durability) -> Result<()> {
         let mut json = serde_json::to_vec(self).expect("a record always serializes");
         json.push(b'\n');
+        if json.len() as u64 + durability.reserve as u64 > crate::files::MAX_RECORD {
+            return Err(Error::io(
+                "writing",
+                dir.join(RECORD_FILE),
+                std::io::Error::other(format!(
+                    "the record would be {} bytes, more than the {} a record may hold \
+                     (a command line or labels that long cannot be recorded)",
+                    json.len(),
+                    crate::files::MAX_RECORD
+                )),
+            ));
+        }
         json.resize(json.len() + durability.reserve, b' ');
         let path = dir.join(RECORD_FILE);
         match write_replacing(dir, &path, &json, durability.sync) {
@@ -435,6 +456,19 @@ pub(crate) mod tests {
         let json = serde_json::to_vec(&r2).unwrap();
         write_in_place(&dir.path().join(RECORD_FILE), &json).unwrap();
         assert_eq!(Record::read(dir.path()).unwrap(), r2);
+    }
+
+    #[test]
+    fn keeps_command_lines_and_directories_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let dir = TempDir::new("record");
+        let mut r = sample();
+        r.argv.push(OsString::from_vec(b"caf\xe9".to_vec()));
+        r.cwd = OsString::from_vec(b"/tmp/\xff".to_vec());
+        r.write(dir.path(), Durability::default()).unwrap();
+        let text = fs::read(dir.path().join(RECORD_FILE)).unwrap();
+        assert!(std::str::from_utf8(&text).is_ok(), "the record is UTF-8");
+        assert_eq!(Record::read(dir.path()).unwrap(), r);
     }
 
     #[test]

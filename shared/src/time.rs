@@ -90,7 +90,12 @@ impl Timestamp {
         };
         let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        if !(1..=12).contains(&mo)
+            || !(1..=days_in_month(y, mo)).contains(&d)
+            || h > 23
+            || mi > 59
+            || sec > 60
+        {
             return Err(err());
         }
         let mut i = 19;
@@ -115,6 +120,10 @@ impl Timestamp {
             {
                 let oh = num(i + 1..i + 3)?;
                 let om = num(i + 4..i + 6)?;
+                // RFC 3339's time-numoffset: hours 00-23, minutes 00-59.
+                if oh > 23 || om > 59 {
+                    return Err(err());
+                }
                 let sign = if tz.starts_with('-') { -1 } else { 1 };
                 sign * (oh * 3600 + om * 60)
             }
@@ -155,6 +164,16 @@ impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The days in month `m` (1-12) of year `y`, proleptic Gregorian.
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -215,6 +234,13 @@ mod tests {
             Timestamp::parse_rfc3339("2025-04-27T21:22:07.5+02:00").unwrap(),
             Timestamp::parse_rfc3339("2025-04-27T19:22:07.500Z").unwrap()
         );
+        for leap in [
+            "2024-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "2026-01-31T00:00:00-23:59",
+        ] {
+            assert!(Timestamp::parse_rfc3339(leap).is_ok(), "{leap}");
+        }
         assert_eq!(
             Timestamp::parse_rfc3339("2025-04-27 19:22:07Z")
                 .unwrap()
@@ -237,6 +263,14 @@ mod tests {
             // Found by fuzzing: outside 1677..2262 the nanoseconds overflowed.
             "1012-04-27T16:56:14.000Z",
             "9999-12-31T23:59:59Z",
+            // Days a month does not have, and offsets no zone has.
+            "2026-02-31T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-01T00:00:00+99:99",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01T00:00:00-00:60",
         ] {
             assert!(Timestamp::parse_rfc3339(s).is_err(), "{s:?}");
         }

@@ -3,6 +3,7 @@
 //! names and types are a stable interface (see the README).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 
 use serde::Serialize;
 
@@ -40,10 +41,13 @@ pub struct View {
     pub started_at: Option<Timestamp>,
     /// When its command ended.
     pub ended_at: Option<Timestamp>,
-    /// The command's working directory.
-    pub cwd: Option<String>,
-    /// The command line.
-    pub argv: Vec<String>,
+    /// The command's working directory (bytes that are not UTF-8 as
+    /// `\udcXX`, see [`crate::bytes`]).
+    #[serde(serialize_with = "crate::bytes::serialize_opt")]
+    pub cwd: Option<OsString>,
+    /// The command line (as `cwd`).
+    #[serde(serialize_with = "crate::bytes::serialize_all")]
+    pub argv: Vec<OsString>,
     /// The start of the prompt (exec and repl sessions).
     pub prompt: Option<String>,
     /// The session this one continues (`exec --resume`), by id.
@@ -64,8 +68,9 @@ pub struct View {
     pub stderr_bytes: u64,
     /// Bytes that could not be logged.
     pub dropped_bytes: u64,
-    /// The session directory.
-    pub dir: String,
+    /// The session directory (as `cwd`: never a lossy U+FFFD).
+    #[serde(serialize_with = "crate::bytes::serialize")]
+    pub dir: OsString,
     /// What went wrong: the record's error, or why it is corrupt.
     pub error: Option<String>,
     /// Exec sessions: what the agent is doing.
@@ -103,7 +108,7 @@ impl View {
             stdout_bytes: session.log_bytes(Stream::Stdout),
             stderr_bytes: session.log_bytes(Stream::Stderr),
             dropped_bytes: r.map_or(0, |r| r.dropped_bytes),
-            dir: session.dir.display().to_string(),
+            dir: session.dir.clone().into_os_string(),
             error: error(session),
             agent: r.and_then(|r| r.agent.clone()),
         }

@@ -12,6 +12,7 @@ mod environment;
 mod exec;
 mod faults;
 mod fleet;
+mod hostile;
 mod load;
 mod ownership;
 mod promises;

@@ -2,7 +2,6 @@
 //! state and the caller's umask, output on pipes to the supervisor, and
 //! stdin from the prompt, a pipe (`--stdin`) or /dev/null.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -115,7 +114,7 @@ pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Start
         pipes::announce_writes(&out_read)?;
         pipes::announce_writes(&err_read)?;
         let stdin = if record.kind == Kind::Exec {
-            Stdio::from(File::open(dir.join(layout::PROMPT))?)
+            Stdio::from(shared::files::open_nofollow(&dir.join(layout::PROMPT))?)
         } else if record.stdin {
             let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
             keep_stdin = Some(write);
