@@ -13,7 +13,7 @@ use shared::{Access, Root, Selector, Session, SessionId, Status};
 use ::cli::Failure;
 
 use crate::cli::Cli;
-use crate::{input, stop};
+use crate::{input, stop, work};
 
 /// What happened to one session (the `--json` line).
 #[derive(Debug, Serialize)]
@@ -21,6 +21,8 @@ struct Outcome {
     id: String,
     removed: bool,
     stopped: bool,
+    /// `--branch`: the session's branch was deleted.
+    branch_deleted: bool,
     error: Option<String>,
 }
 
@@ -69,6 +71,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             id: selector.clone(),
             removed: false,
             stopped: false,
+            branch_deleted: false,
             error: None,
         };
         if let Err(e) = remove_one(&root, &ids, &selector, cli, &mut asked, &mut outcome) {
@@ -153,9 +156,14 @@ fn remove_one(
         }
         Status::Exited | Status::Failed | Status::Corrupt => {}
     }
+    let worktree = work::reclaim(&session, cli.force)
+        .with_context(|| format!("removing the worktree of {id}"))?;
     root.remove_session(&id)
         .with_context(|| format!("removing {id}"))?;
     outcome.removed = true;
+    if let Some(w) = worktree.filter(|_| cli.branch) {
+        outcome.branch_deleted = work::delete_branch(&w).with_context(|| format!("{id}"))?;
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 mod cli;
 mod codex;
 mod spawn;
+mod worktree;
 
 fn main() {
     std::process::exit(::cli::run(spawn::run));

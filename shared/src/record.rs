@@ -176,6 +176,10 @@ pub struct Record {
     /// Exec sessions: what the agent is doing, from its event stream.
     #[serde(default)]
     pub agent: Option<crate::agent::Agent>,
+    /// `--worktree` sessions: the worktree and branch, and what became of
+    /// the work.
+    #[serde(default)]
+    pub worktree: Option<crate::worktree::Worktree>,
 }
 
 /// Just the format version, to explain records that do not parse.

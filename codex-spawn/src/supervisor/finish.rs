@@ -8,7 +8,7 @@ use std::time::Duration;
 use shared::protocol::{Exit, Frame};
 
 use crate::relay::Supervisor;
-use crate::state;
+use crate::{state, work};
 
 /// How long attached clients get to take the news of the end.
 const CLIENT_PATIENCE: Duration = Duration::from_secs(1);
@@ -16,6 +16,11 @@ const CLIENT_PATIENCE: Duration = Duration::from_secs(1);
 impl Supervisor {
     /// Writes the final record, durably, and ends the supervision.
     pub(crate) fn finish(mut self) -> shared::Result<()> {
+        if let Some(w) = &self.watcher {
+            self.record.agent = Some(w.agent.clone());
+        }
+        // The work on its branch before the final record, which says so.
+        work::commit(&mut self.record, &self.dir);
         let agent = self.watcher.as_ref().map(|w| &w.agent);
         let exit = self.children.exit();
         let written = state::exited(&mut self.record, &self.dir, exit, &self.logs, agent);

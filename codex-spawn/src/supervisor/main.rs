@@ -22,6 +22,7 @@ mod server;
 mod signals;
 mod start;
 mod state;
+mod work;
 
 use std::fs::File;
 use std::io::Write;
@@ -77,6 +78,12 @@ fn main() {
                         message: err.to_string(),
                     },
                     err.to_string(),
+                ),
+                StartError::Setup(message) => (
+                    Report::SetupFailed {
+                        message: message.clone(),
+                    },
+                    message,
                 ),
                 StartError::Other(message) => (
                     Report::Failed {
