@@ -15,3 +15,4 @@ mod security;
 mod spawn;
 mod support;
 mod tail;
+mod worktree;
