@@ -40,7 +40,7 @@ pub struct Cli {
     #[arg(long)]
     pub branch: bool,
 
-    /// Print one JSON object per session: {"id","removed","stopped","branch_deleted","error"}.
+    /// Print one JSON object per session: {"id","removed","stopped","error"}.
     #[arg(long)]
     pub json: bool,
 }

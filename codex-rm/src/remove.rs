@@ -21,8 +21,6 @@ struct Outcome {
     id: String,
     removed: bool,
     stopped: bool,
-    /// `--branch`: the session's branch was deleted.
-    branch_deleted: bool,
     error: Option<String>,
 }
 
@@ -71,7 +69,6 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             id: selector.clone(),
             removed: false,
             stopped: false,
-            branch_deleted: false,
             error: None,
         };
         if let Err(e) = remove_one(&root, &ids, &selector, cli, &mut asked, &mut outcome) {
@@ -162,7 +159,7 @@ fn remove_one(
         .with_context(|| format!("removing {id}"))?;
     outcome.removed = true;
     if let Some(w) = worktree.filter(|_| cli.branch) {
-        outcome.branch_deleted = work::delete_branch(&w).with_context(|| format!("{id}"))?;
+        work::delete_branch(&w).with_context(|| format!("{id}"))?;
     }
     Ok(())
 }

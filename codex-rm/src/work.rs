@@ -66,10 +66,9 @@ pub fn reclaim(session: &Session, force: bool) -> anyhow::Result<Option<Worktree
 
 /// `--branch`: deletes the branch of worktree `w` if it is merged into its
 /// base; an error when it is not (the branch is kept).
-pub fn delete_branch(w: &Worktree) -> anyhow::Result<bool> {
+pub fn delete_branch(w: &Worktree) -> anyhow::Result<()> {
     match worktree::delete_branch_if_merged(w)? {
-        BranchFate::Deleted => Ok(true),
-        BranchFate::Gone => Ok(false),
+        BranchFate::Deleted | BranchFate::Gone => Ok(()),
         BranchFate::Unmerged => Err(anyhow!(
             "kept branch {}: it has commits not merged into {} (git branch -D {} deletes it)",
             w.branch,

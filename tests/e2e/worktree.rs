@@ -606,3 +606,103 @@ fn worktree_usage_errors_leave_nothing_behind() {
     assert!(t.entries().is_empty(), "{:?}", t.entries());
     assert_eq!(repo.git(&["branch", "--list", "codex/*"]), "");
 }
+
+#[test]
+fn codex_rm_f_stops_a_setup_in_progress() {
+    let t = TestRoot::new("wt-setup-rm");
+    let repo = Repo::new(&t);
+    let spawn = bin("codex-spawn");
+    bin("codex-supervisor");
+    let root = format!("--root={}", s(t.root()));
+    let home = s(t.path()).to_string();
+    let mut env: Vec<(&str, &str)> = GIT_ENV.to_vec();
+    env.push(("HOME", &home));
+    let gate = t.path().join("setup-started");
+    let setup = format!("touch {}; exec sleep 60", sh_quote(s(&gate)));
+    let mut child = {
+        let argv = [
+            s(&spawn),
+            &root,
+            "-C",
+            s(&repo.dir),
+            "--worktree",
+            "--setup",
+            &setup,
+            "--",
+            "true",
+        ];
+        t.helper(&argv, &env, None)
+    };
+    assert!(
+        wait_file(&gate, WAIT),
+        "the setup never started\n{}",
+        t.listing()
+    );
+    let ids: Vec<String> = t
+        .entries()
+        .into_iter()
+        .filter(|e| !e.starts_with('.'))
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = &ids[0];
+    assert_eq!(t.status(id), Status::Starting);
+    let rm = t.tool("codex-rm", &["-f", "--grace", "1s", id]);
+    rm.expect_success().check(
+        rm.elapsed < Duration::from_secs(8),
+        "codex-rm took too long to stop the setup",
+    );
+    let status = child.wait().expect("codex-spawn's status");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "codex-spawn reports the failed setup"
+    );
+    assert_eq!(repo.worktrees(), vec![s(&repo.dir).to_string()]);
+    assert!(!t.session_dir(id).exists());
+}
+
+#[test]
+fn codex_rm_f_reclaims_the_worktree_of_a_lost_session_and_keeps_its_work() {
+    let t = TestRoot::new("wt-lost");
+    let repo = Repo::new(&t);
+    let id = spawn_in(
+        &t,
+        &repo,
+        &[
+            "--worktree",
+            "--",
+            "sh",
+            "-c",
+            "echo unfinished > wip.txt; exec sleep 60",
+        ],
+    )
+    .id();
+    let wip = t.session_dir(&id).join("worktree/wip.txt");
+    assert!(wait_file(&wip, WAIT), "{}", t.listing());
+    let supervisor = int(&t.record(&id), "supervisor_pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    t.wait_status(&id, |s| s == Status::Lost, WAIT);
+    assert_eq!(work(&t, &id)["status"], "active");
+
+    // Kept without -f: its command still runs, and its work is on no branch.
+    t.tool("codex-rm", &[&id]).expect_code(1);
+    assert!(wip.exists());
+    let rm = t.tool("codex-rm", &["-f", "--grace", "1s", &id]);
+    rm.expect_success();
+    let branch = format!("codex/{id}");
+    assert_eq!(
+        repo.git(&["show", &format!("{branch}:wip.txt")]),
+        "unfinished\n"
+    );
+    let message = repo.git(&["log", "-1", "--format=%B", &branch]);
+    assert!(
+        message.contains(&format!("Codex-Session: {id}")),
+        "{message}"
+    );
+    assert_eq!(repo.worktrees(), vec![s(&repo.dir).to_string()]);
+    assert_eq!(repo.status(), "");
+}

@@ -40,7 +40,8 @@ impl Supervisor {
         let mut record = Record::read(dir).map_err(|e| other(&e))?;
         let mut logs = Logs::create(dir, record.max_log_size).map_err(|e| other(&e))?;
         let signals = Signals::block().map_err(|e| other(&e))?;
-        work::setup(&record, &mut logs, &signals, caller_umask).map_err(StartError::Setup)?;
+        work::setup(&mut record, dir, &mut logs, &signals, caller_umask)
+            .map_err(StartError::Setup)?;
 
         let started =
             command::start(&record, dir, caller_umask).map_err(|e| match e.raw_os_error() {

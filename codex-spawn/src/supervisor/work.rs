@@ -35,24 +35,32 @@ const TICK: Duration = Duration::from_millis(50);
 /// request ends it (SIGTERM to its process group, SIGKILL after the
 /// grace). The error says how it failed.
 pub fn setup(
-    record: &Record,
+    record: &mut Record,
+    dir: &Path,
     logs: &mut Logs,
     signals: &Signals,
     caller_umask: u32,
 ) -> Result<(), String> {
-    let Some((cmd, dir)) = record
+    let Some((cmd, worktree)) = record
         .worktree
         .as_ref()
         .and_then(|w| Some((w.setup.clone()?, w.path.clone())))
     else {
         return Ok(());
     };
+    // Who to ask to stop it (codex-rm -f waits for this while starting).
+    let me = nix::unistd::getpid().as_raw();
+    record.supervisor_pid = Some(me);
+    record.supervisor_start_time = shared::host::process_start_time(me);
+    record
+        .write(dir, shared::record::Durability::default())
+        .map_err(|e| e.to_string())?;
     let mask = Mode::from_bits_truncate(caller_umask as nix::libc::mode_t);
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(&cmd)
-        .current_dir(&dir)
+        .current_dir(&worktree)
         .env("CODEX_BACKGROUND_ID", &record.id)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
