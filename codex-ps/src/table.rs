@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use shared::agent::AgentState;
 use shared::layout::Stream;
 use shared::units::human_size;
+use shared::worktree::{WorkStatus, Worktree};
 use shared::{Kind, Session, Status};
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
@@ -120,6 +121,28 @@ fn cells(index: usize, s: &Session) -> [String; 9] {
 /// the session it continues; for a repl without a prompt, where it runs;
 /// for others the prompt's first line or the command line.
 fn prompt_cell(r: &shared::Record) -> String {
+    match r.worktree.as_ref().and_then(work_text) {
+        Some(work) => format!("{work} · {}", what_cell(r)),
+        None => what_cell(r),
+    }
+}
+
+/// What a worktree session's work came to, once it ended: `+12 -3 in 4
+/// files`, `no changes`, or `not committed: +12 -3 in 4 files`.
+fn work_text(w: &Worktree) -> Option<String> {
+    let stat = w.diffstat.filter(|d| d.files > 0);
+    Some(match (w.status, stat) {
+        (WorkStatus::Creating | WorkStatus::Active, _) => return None,
+        (WorkStatus::Failed, Some(d)) => format!("not committed: {d}"),
+        (WorkStatus::Failed, None) => "not committed".into(),
+        (_, Some(d)) => d.to_string(),
+        (_, None) => "no changes".into(),
+    })
+}
+
+/// The PROMPT column without the work: what the session was asked and,
+/// for an exec session, what the agent answered.
+fn what_cell(r: &shared::Record) -> String {
     let first_line = |s: &str| s.lines().next().unwrap_or("").to_string();
     if let Some(agent) = &r.agent {
         let text = match agent.state {

@@ -28,7 +28,7 @@ pub struct Cli {
     #[command(flatten)]
     pub root: RootArg,
 
-    /// Stop running and starting sessions first, and kill what a lost one left running.
+    /// Stop running and starting sessions first, kill what a lost one left running, and remove a worktree holding uncommitted work (committing what it can first).
     #[arg(short, long)]
     pub force: bool,
 
@@ -39,6 +39,10 @@ pub struct Cli {
     /// With --force or --stop: how long the command has between SIGTERM and SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub grace: Duration,
+
+    /// Also delete the branch codex/ID of a --worktree session, if all its commits are merged into its base.
+    #[arg(long)]
+    pub branch: bool,
 
     /// Print one JSON object per session: {"id","removed","stopped","error"}.
     #[arg(long)]

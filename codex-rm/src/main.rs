@@ -4,6 +4,7 @@ mod cli;
 mod input;
 mod remove;
 mod stop;
+mod work;
 
 fn main() {
     std::process::exit(::cli::run(remove::run));

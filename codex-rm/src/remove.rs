@@ -13,7 +13,7 @@ use shared::{Access, Root, Selector, Session, SessionId, Status};
 use ::cli::Failure;
 
 use crate::cli::Cli;
-use crate::{input, stop};
+use crate::{input, stop, work};
 
 /// What happened to one session (the `--json` line).
 #[derive(Debug, Serialize)]
@@ -171,9 +171,14 @@ fn remove_one(
         // Stopped (or ended already): kept, record and logs.
         return Ok(());
     }
+    let worktree = work::reclaim(&session, cli.force)
+        .with_context(|| format!("removing the worktree of {id}"))?;
     root.remove_session(&id)
         .with_context(|| format!("removing {id}"))?;
     outcome.removed = true;
+    if let Some(w) = worktree.filter(|_| cli.branch) {
+        work::delete_branch(&w).with_context(|| format!("{id}"))?;
+    }
     Ok(())
 }
 

@@ -86,6 +86,24 @@ pub struct Options {
     #[arg(long)]
     pub json: bool,
 
+    /// Run in a new git worktree on a new branch codex/ID made from BASE [default: HEAD]; what the command changed is committed there when it ends.
+    #[arg(
+        long,
+        value_name = "BASE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "HEAD"
+    )]
+    pub worktree: Option<String>,
+
+    /// With --worktree: copy the untracked files matching PATTERN (gitignore syntax, such as .env) into it (repeatable; see also .worktreeinclude).
+    #[arg(long = "copy", value_name = "PATTERN")]
+    pub copy: Vec<String>,
+
+    /// With --worktree: run CMD with sh -c in the worktree before the command; if it fails, the session fails.
+    #[arg(long, value_name = "CMD")]
+    pub setup: Option<String>,
+
     /// The codex binary for exec and repl [default: $CODEX_BIN, else codex on PATH].
     #[arg(long, value_name = "PATH")]
     pub codex_bin: Option<PathBuf>,
@@ -249,8 +267,33 @@ impl Tool for Cli {
             }
             _ => {}
         }
+        if o.worktree.is_none() && (!o.copy.is_empty() || o.setup.is_some()) {
+            let flag = if o.copy.is_empty() {
+                "--setup"
+            } else {
+                "--copy"
+            };
+            return Err(Failure::usage(format!(
+                "{flag} needs --worktree: it prepares the session's worktree"
+            )));
+        }
+        if o.worktree.as_deref() == Some("") {
+            return Err(Failure::usage(
+                "--worktree= needs a BASE (a branch or commit), or no = at all for HEAD",
+            ));
+        }
         if let Some(mode) = &self.mode {
-            mode.codex_args()?;
+            let (args, _) = mode.codex_args()?;
+            if o.worktree.is_some() && args.has("cd") {
+                return Err(Failure::usage(
+                    "codex's --cd cannot be used with --worktree: codex runs in the worktree (choose the repository with codex-spawn -C DIR)",
+                ));
+            }
+            if o.worktree.is_some() && args.has("worktree") {
+                return Err(Failure::usage(
+                    "codex's own --worktree cannot be used with codex-spawn's: give one of them",
+                ));
+            }
         }
         if let Some(name) = &o.name {
             SessionId::parse(name).map_err(Failure::usage)?;

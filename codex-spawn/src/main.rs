@@ -4,6 +4,7 @@ mod cli;
 mod codex;
 mod rerun;
 mod spawn;
+mod worktree;
 
 fn main() {
     std::process::exit(::cli::run(spawn::run));

@@ -25,6 +25,7 @@ use shared::{Access, Session, SessionId};
 use crate::cli::{Cli, Mode};
 use crate::codex::CodexArgs;
 use crate::rerun;
+use crate::worktree;
 
 /// A terminal's size when `--size` is not given: columns, rows.
 const DEFAULT_SIZE: (u16, u16) = (80, 24);
@@ -61,8 +62,12 @@ pub fn run(mut cli: Cli) -> Result<i32, Failure> {
             .context("using the directory of the session resumed")?,
         (given, _) => working_dir(given.as_deref())?,
     };
+    let plan = worktree::plan(o.worktree.as_deref(), &o.copy, o.setup.as_deref(), &cwd)?;
     let root = o.root.open(Access::Create)?;
     let after = dependencies(&root, &o.after, &o.after_ok)?;
+    if let Some(plan) = &plan {
+        worktree::check_root(plan, &root)?;
+    }
 
     let tty = request.tty;
     let record = Record {
@@ -92,12 +97,30 @@ pub fn run(mut cli: Cli) -> Result<i32, Failure> {
         .create_session(name.as_ref(), record, request.prompt.as_deref())
         .context("creating the session")?;
 
+    if let Some(plan) = &plan {
+        if let Err(e) = worktree::prepare(&created, plan) {
+            let _ = root.remove_session(&created.id);
+            return Err(e.context("making the session's worktree").into());
+        }
+    }
+
+    let mut code = 0;
     match start_supervisor(&created.dir, created.lock.as_fd(), &o.env, &token) {
         Ok(()) => {}
-        Err(failure) => {
+        Err(Started::SetupFailed(message)) => {
+            // The session stays, failed, with the setup's output in its
+            // logs: its id is printed, for codex-tail.
+            eprintln!(
+                "codex-spawn: {}: the setup failed: {message} (its output: codex-tail {})",
+                created.id, created.id
+            );
+            code = 1;
+        }
+        Err(Started::Failed(failure)) => {
             // Nothing ran: leave nothing behind. We still hold the lock, so
             // no reader ever saw this session as failed or lost, and the
             // removal hides it first, so none sees it half removed.
+            worktree::discard(&created.dir);
             let _ = root.remove_session(&created.id);
             return Err(failure);
         }
@@ -118,7 +141,21 @@ pub fn run(mut cli: Cli) -> Result<i32, Failure> {
             names.join(", ")
         );
     }
-    Ok(0)
+    Ok(code)
+}
+
+/// Why [`start_supervisor`] did not see the command start.
+enum Started {
+    /// `--setup` failed; the session is kept, failed.
+    SetupFailed(String),
+    /// Nothing ran.
+    Failed(Failure),
+}
+
+impl<E: Into<Failure>> From<E> for Started {
+    fn from(e: E) -> Started {
+        Started::Failed(e.into())
+    }
 }
 
 /// Builds the command line of the mode `cli` asks for (checked by
@@ -275,7 +312,7 @@ fn start_supervisor(
     lock: BorrowedFd<'_>,
     env: &[(String, OsString)],
     token: &str,
-) -> Result<(), Failure> {
+) -> Result<(), Started> {
     let exe = env::current_exe().context("finding codex-spawn's own path")?;
     let supervisor = exe.with_file_name(SUPERVISOR_BIN);
     let (report_read, report_write) =
@@ -349,7 +386,11 @@ fn start_supervisor(
                 Errno::EACCES if is_dir(record.as_ref()) => (126, "is a directory".to_string()),
                 e => (126, format!("cannot execute: {}", e.desc())),
             };
-            Err(Failure::with_code(code, anyhow!("{}: {what}", program())))
+            Err(Failure::with_code(code, anyhow!("{}: {what}", program())).into())
+        }
+        Some(Report::SetupFailed { message }) => {
+            let _ = child.wait();
+            Err(Started::SetupFailed(message))
         }
         Some(Report::Failed { message }) => {
             let _ = child.wait();

@@ -127,6 +127,12 @@ pub enum Report {
         /// The description of that error.
         message: String,
     },
+    /// `--setup` failed: the command never ran, the session is kept
+    /// (failed, the setup's output in its logs).
+    SetupFailed {
+        /// What went wrong.
+        message: String,
+    },
     /// The supervisor could not prepare the session.
     Failed {
         /// What went wrong.
@@ -201,6 +207,9 @@ mod tests {
             },
             Report::Failed {
                 message: "disk full".into(),
+            },
+            Report::SetupFailed {
+                message: "exit 1".into(),
             },
         ] {
             assert_eq!(Report::decode(&r.encode()), Some(r));

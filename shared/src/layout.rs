@@ -10,6 +10,8 @@
 //! | `attach.sock` | the supervisor's socket, while the session runs |
 //! | `lock` | held by the supervisor for its whole life ([`crate::lock`]) |
 //! | `supervisor.log` | only if the supervisor panicked: the message and backtrace |
+//! | `worktree/` | `--worktree` sessions: the git worktree the command runs in ([`crate::worktree`]) |
+//! | `copied` | `--worktree` sessions: the untracked files copied in, NUL separated (never committed) |
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,10 @@ pub const SOCKET: &str = "attach.sock";
 pub const LOCK: &str = "lock";
 /// The supervisor's own report of a panic (absent unless it panicked).
 pub const SUPERVISOR_LOG: &str = "supervisor.log";
+/// `--worktree` sessions: the git worktree the command runs in.
+pub const WORKTREE: &str = "worktree";
+/// `--worktree` sessions: the files copied into the worktree.
+pub const COPIED: &str = "copied";
 /// Prefix of a session directory still being created (never listed).
 pub const STAGING_PREFIX: &str = ".new-";
 /// Prefix a session directory is renamed to while it is removed, so that

@@ -37,6 +37,7 @@ pub mod stop;
 pub mod time;
 pub mod units;
 pub mod view;
+pub mod worktree;
 
 #[cfg(test)]
 mod testdir;

@@ -219,6 +219,10 @@ pub struct Record {
     /// Exec sessions: what the agent is doing, from its event stream.
     #[serde(default)]
     pub agent: Option<crate::agent::Agent>,
+    /// `--worktree` sessions: the worktree and branch, and what became of
+    /// the work.
+    #[serde(default)]
+    pub worktree: Option<crate::worktree::Worktree>,
 }
 
 /// A queue and its concurrency limit (`--queue NAME=N`).

@@ -75,6 +75,9 @@ pub struct View {
     pub error: Option<String>,
     /// Exec sessions: what the agent is doing.
     pub agent: Option<crate::agent::Agent>,
+    /// `--worktree` sessions: the worktree, the branch and what became of
+    /// the work.
+    pub worktree: Option<crate::worktree::Worktree>,
 }
 
 impl View {
@@ -111,6 +114,7 @@ impl View {
             dir: session.dir.clone().into_os_string(),
             error: error(session),
             agent: r.and_then(|r| r.agent.clone()),
+            worktree: r.and_then(|r| r.worktree.clone()),
         }
     }
 }

@@ -24,3 +24,4 @@ mod support;
 mod tail;
 mod tail_truth;
 mod terminal;
+mod worktree;

@@ -13,7 +13,7 @@ use shared::layout::Stream;
 use shared::protocol::{Exit, Frame};
 
 use crate::relay::Supervisor;
-use crate::state;
+use crate::{state, work};
 
 /// How long attached clients get to take the news of the end.
 const CLIENT_PATIENCE: Duration = Duration::from_secs(1);
@@ -36,6 +36,11 @@ impl Supervisor {
             w.agent
                 .end(tail.as_deref(), &ending(exit, self.record.timed_out));
         }
+        if let Some(w) = &self.watcher {
+            self.record.agent = Some(w.agent.clone());
+        }
+        // The work on its branch before the final record, which says so.
+        work::commit(&mut self.record, &self.dir);
         let agent = self.watcher.as_ref().map(|w| &w.agent);
         let written = state::exited(&mut self.record, &self.dir, exit, &self.logs, agent);
         // Clients hear of the end only once it is on disk.

@@ -23,6 +23,7 @@ mod signals;
 mod start;
 mod state;
 mod wait;
+mod work;
 
 use std::fs::File;
 use std::io::Write;
@@ -107,6 +108,12 @@ fn main() {
                         message: err.to_string(),
                     },
                     err.to_string(),
+                ),
+                StartError::Setup(message) => (
+                    Report::SetupFailed {
+                        message: message.clone(),
+                    },
+                    message,
                 ),
                 StartError::Other(message) => (
                     Report::Failed {

@@ -21,12 +21,14 @@ use crate::output::Output;
 use crate::relay::Supervisor;
 use crate::server::Server;
 use crate::signals::Signals;
-use crate::{command, descendants, state};
+use crate::{command, descendants, state, work};
 
 /// Why the command could not be started.
 pub enum StartError {
     /// exec failed with this errno.
     Exec(Errno, io::Error),
+    /// `--setup` failed (its output is in the logs).
+    Setup(String),
     /// Anything else.
     Other(String),
 }
@@ -36,8 +38,10 @@ impl Supervisor {
     pub fn start(dir: &Path, lock: Lock, caller_umask: u32) -> Result<Supervisor, StartError> {
         let other = |e: &dyn std::fmt::Display| StartError::Other(e.to_string());
         let mut record = Record::read(dir).map_err(|e| other(&e))?;
-        let logs = Logs::create(dir, record.max_log_size).map_err(|e| other(&e))?;
+        let mut logs = Logs::create(dir, record.max_log_size).map_err(|e| other(&e))?;
         let signals = Signals::block().map_err(|e| other(&e))?;
+        work::setup(&mut record, dir, &mut logs, &signals, caller_umask)
+            .map_err(StartError::Setup)?;
 
         let started =
             command::start(&record, dir, caller_umask).map_err(|e| match e.raw_os_error() {
