@@ -84,6 +84,18 @@ pub struct Options {
     #[arg(long)]
     pub json: bool,
 
+    /// Run CMD (through sh -c) once the session has ended and its final record is written; see CODEX_SESSION_* in its environment.
+    #[arg(long, value_name = "CMD")]
+    pub on_exit: Option<String>,
+
+    /// Run CMD (through sh -c) at each change of the agent's state (working, idle, blocked, done, failed).
+    #[arg(long, value_name = "CMD")]
+    pub on_state: Option<String>,
+
+    /// Stop a hook, and all it started, after DURATION [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub hook_timeout: Option<Duration>,
+
     /// The codex binary for exec and repl [default: $CODEX_BIN, else codex on PATH].
     #[arg(long, value_name = "PATH")]
     pub codex_bin: Option<PathBuf>,
@@ -172,6 +184,11 @@ impl Tool for Cli {
 
     fn check(&self) -> Result<(), Failure> {
         let o = &self.options;
+        if o.hook_timeout.is_some() && o.on_exit.is_none() && o.on_state.is_none() {
+            return Err(Failure::usage(
+                "--hook-timeout needs a hook: --on-exit CMD or --on-state CMD",
+            ));
+        }
         match (&self.mode, self.command.is_empty()) {
             (Some(_), false) => {
                 return Err(Failure::usage("give either exec or -- COMMAND, not both"))

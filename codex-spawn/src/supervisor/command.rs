@@ -147,7 +147,7 @@ pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Start
 /// Gives the command default dispositions for every signal and an empty
 /// mask: ignored signals stay ignored across exec otherwise, and the
 /// supervisor ignores SIGHUP, SIGPIPE and SIGXFSZ and blocks others.
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for sig in Signal::iterator() {
         if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {

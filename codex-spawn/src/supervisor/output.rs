@@ -14,6 +14,7 @@ use shared::protocol::Frame;
 use shared::Timestamp;
 
 use crate::agent::Watcher;
+use crate::announce::Announcements;
 use crate::command::Io;
 use crate::feed::Feed;
 use crate::logs::Logs;
@@ -94,8 +95,16 @@ impl Output {
         }
     }
 
-    /// Handles what poll found ready, in the order of [`Output::poll_set`].
-    pub fn on_ready(&mut self, ready: [bool; 3], logs: &mut Logs, server: &mut Option<Server>) {
+    /// Handles what poll found ready, in the order of [`Output::poll_set`];
+    /// a terminal's output also goes to `heard`, what its program
+    /// announces about its state.
+    pub fn on_ready(
+        &mut self,
+        ready: [bool; 3],
+        logs: &mut Logs,
+        server: &mut Option<Server>,
+        heard: &mut Option<Announcements>,
+    ) {
         match self {
             Output::Pipes { pipes, stdin } => {
                 for (stream, hung_up) in STREAMS.into_iter().zip(ready) {
@@ -114,7 +123,7 @@ impl Output {
                     pty.write_pending();
                 }
                 if ready[0] {
-                    read_pty(pty, logs, server);
+                    read_pty(pty, logs, server, heard);
                 }
             }
         }
@@ -142,7 +151,12 @@ impl Output {
     /// Once every writer known is gone: reads what is left and stops
     /// reading, without waiting for an end of file that a stranger holding
     /// the pipe or terminal open could delay forever.
-    pub fn take_rest(&mut self, logs: &mut Logs, server: &mut Option<Server>) {
+    pub fn take_rest(
+        &mut self,
+        logs: &mut Logs,
+        server: &mut Option<Server>,
+        heard: &mut Option<Announcements>,
+    ) {
         match self {
             Output::Pipes { pipes, .. } => {
                 for stream in STREAMS {
@@ -151,7 +165,7 @@ impl Output {
                 pipes.close();
             }
             Output::Pty(pty) => {
-                read_pty(pty, logs, server);
+                read_pty(pty, logs, server, heard);
                 pty.close();
             }
         }
@@ -229,9 +243,14 @@ impl Output {
 }
 
 /// Reads what the program wrote to its terminal: logged, sent to the
-/// attached clients, and, while nobody is attached, scanned for terminal
-/// queries to answer.
-fn read_pty(pty: &mut Pty, logs: &mut Logs, server: &mut Option<Server>) {
+/// attached clients, scanned for what the program announces about its
+/// state, and, while nobody is attached, for terminal queries to answer.
+fn read_pty(
+    pty: &mut Pty,
+    logs: &mut Logs,
+    server: &mut Option<Server>,
+    heard: &mut Option<Announcements>,
+) {
     let mut budget = PTY_BUDGET;
     while budget > 0 {
         let Some(chunk) = pty.read() else { break };
@@ -240,6 +259,11 @@ fn read_pty(pty: &mut Pty, logs: &mut Logs, server: &mut Option<Server>) {
         }
         budget = budget.saturating_sub(chunk.len());
         logs.log_chunk(Stream::Stdout, &chunk, Timestamp::now());
+        let asked = heard.as_mut().is_some_and(|h| h.feed(&chunk));
+        let attached = server.as_ref().is_some_and(Server::has_clients);
+        if asked && !attached {
+            pty.input(shared::termstate::QUERY_ANSWER);
+        }
         match server {
             Some(server) if server.has_clients() => server.broadcast(&Frame::Stdout(chunk)),
             _ => pty.answer_queries(&chunk),

@@ -17,7 +17,9 @@ use shared::record::Record;
 use shared::stop;
 
 use crate::agent::Watcher;
+use crate::announce::Announcements;
 use crate::children::Children;
+use crate::hooks::Hooks;
 use crate::logs::Logs;
 use crate::output::Output;
 use crate::server::Server;
@@ -39,6 +41,11 @@ pub struct Supervisor {
     pub(crate) server: Option<Server>,
     /// Exec sessions: the agent summary kept from the event stream.
     pub(crate) watcher: Option<Watcher>,
+    /// Tty sessions: the agent summary kept from what the program
+    /// announces on its terminal.
+    pub(crate) heard: Option<Announcements>,
+    /// `--on-state` and `--on-exit`.
+    pub(crate) hooks: Option<Hooks>,
     pub(crate) timeout_at: Option<Instant>,
 }
 
@@ -50,12 +57,13 @@ impl Supervisor {
             let ready = self.wait()?;
             self.take_signals();
             self.output
-                .on_ready(ready, &mut self.logs, &mut self.server);
+                .on_ready(ready, &mut self.logs, &mut self.server, &mut self.heard);
             self.check_deadlines(Instant::now());
             if self.children.all_ended() {
                 // Every writer we know of is gone: take what is left.
                 self.take_signals();
-                self.output.take_rest(&mut self.logs, &mut self.server);
+                self.output
+                    .take_rest(&mut self.logs, &mut self.server, &mut self.heard);
             }
             self.output
                 .flush(&mut self.logs, &mut self.server, &mut self.watcher);
@@ -136,6 +144,9 @@ impl Supervisor {
             stderr_len: self.logs.logged(Stream::Stderr),
         };
         for event in server.serve(&welcome) {
+            if let (crate::server::Event::Input(_), Some(heard)) = (&event, &mut self.heard) {
+                heard.input();
+            }
             self.output.on_client(event);
         }
     }
@@ -146,6 +157,8 @@ impl Supervisor {
             self.children.deadline(),
             self.output.deadline(),
             self.watcher.as_ref().and_then(Watcher::deadline),
+            self.heard.as_ref().and_then(Announcements::deadline),
+            self.hooks.as_ref().and_then(Hooks::deadline),
         ]
         .into_iter()
         .flatten()
@@ -154,6 +167,9 @@ impl Supervisor {
 
     fn check_deadlines(&mut self, now: Instant) {
         self.output.check_deadline(now);
+        if let Some(hooks) = &mut self.hooks {
+            hooks.check();
+        }
         self.note_agent(now);
         if self.children.exit().is_none() && self.timeout_at.is_some_and(|t| t <= now) {
             self.timeout_at = None;
@@ -163,14 +179,27 @@ impl Supervisor {
         self.children.check_deadline(now);
     }
 
-    /// Writes the agent summary when it is due: at once at a turn's end,
-    /// else a few times a second at most.
+    /// Writes the agent summary when it is due: at once at a turn's end
+    /// (or, from a terminal, at a change), else a few times a second at
+    /// most; a change of state then starts the on-state hook.
     fn note_agent(&mut self, now: Instant) {
+        let mut written = false;
         if let Some(w) = &mut self.watcher {
             w.schedule(now);
             if w.take_due(now) {
                 state::agent(&mut self.record, &self.dir, &w.agent);
+                written = true;
             }
+        }
+        if let Some(h) = &mut self.heard {
+            h.schedule(now);
+            if let (true, Some(agent)) = (h.take_due(now), &h.agent) {
+                state::agent(&mut self.record, &self.dir, agent);
+                written = true;
+            }
+        }
+        if let (true, Some(hooks)) = (written, &mut self.hooks) {
+            hooks.on_record(&self.record);
         }
     }
 }
