@@ -1,16 +1,22 @@
-//! The human table: `#  ID  PID  TYPE  STATUS  OUT  ERR  CREATED  PROMPT`.
+//! The human table: `#  ID  PID  TYPE  STATUS  OUT  ERR  CREATED  TIME
+//! TOKENS  PROMPT`.
+
+use std::time::Duration;
 
 use shared::agent::AgentState;
 use shared::layout::Stream;
 use shared::units::human_size;
-use shared::{Kind, Session, Status};
+use shared::{Kind, Session, Status, Timestamp};
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
 
 /// The columns, in order.
-const HEADER: [&str; 9] = [
-    "#", "ID", "PID", "TYPE", "STATUS", "OUT", "ERR", "CREATED", "PROMPT",
+const HEADER: [&str; COLUMNS] = [
+    "#", "ID", "PID", "TYPE", "STATUS", "OUT", "ERR", "CREATED", "TIME", "TOKENS", "PROMPT",
 ];
+const COLUMNS: usize = 11;
+/// The last column, cut to fit.
+const PROMPT: usize = COLUMNS - 1;
 /// Spaces between columns (one from the style, the rest padding).
 const GAP: usize = 3;
 /// The PROMPT column is never cut narrower than this.
@@ -22,36 +28,36 @@ pub struct Look {
     pub colour: bool,
     /// Cut PROMPT so that rows fit this many columns.
     pub width: Option<usize>,
+    /// CREATED relative to now ("3 min ago"), for people at a terminal;
+    /// else RFC 3339.
+    pub relative: Option<Timestamp>,
 }
 
 /// Renders `rows` (row number and session) as the table, header included,
 /// with a trailing newline.
 pub fn render(rows: &[(usize, &Session)], look: &Look) -> String {
-    let mut cells: Vec<[String; 9]> = rows.iter().map(|(i, s)| cells(*i, s)).collect();
+    let mut cells: Vec<[String; COLUMNS]> = rows.iter().map(|(i, s)| cells(*i, s, look)).collect();
+    let mut shown = [true; COLUMNS];
     if let Some(width) = look.width {
-        let used: usize = (0..8)
-            .map(|c| {
-                let widest = cells
-                    .iter()
-                    .map(|r| r[c].chars().count())
-                    .max()
-                    .unwrap_or(0);
-                widest.max(HEADER[c].len()) + GAP
-            })
-            .sum();
-        let room = width.saturating_sub(used).max(MIN_PROMPT);
+        let room = fit(&cells, &mut shown, width);
         for row in &mut cells {
-            row[8] = cut(&row[8], room);
+            row[PROMPT] = cut(&row[PROMPT], room);
         }
     }
+    let keep = |row: [String; COLUMNS]| -> Vec<String> {
+        row.into_iter()
+            .zip(shown)
+            .filter_map(|(cell, shown)| shown.then_some(cell))
+            .collect()
+    };
     let mut builder = Builder::with_capacity(rows.len() + 1, HEADER.len());
-    builder.push_record(HEADER);
+    builder.push_record(keep(HEADER.map(String::from)));
     for (row, (_, session)) in cells.into_iter().zip(rows) {
         let mut row = row;
         if look.colour {
             row[4] = paint(&row[4], session.status);
         }
-        builder.push_record(row);
+        builder.push_record(keep(row));
     }
     let mut table = builder.build();
     table
@@ -68,9 +74,47 @@ pub fn render(rows: &[(usize, &Session)], look: &Look) -> String {
     out
 }
 
-fn cells(index: usize, s: &Session) -> [String; 9] {
+/// The columns given up, in this order, before PROMPT is cut shorter than
+/// [`ROOMY_PROMPT`] on a narrow terminal.
+const GIVE_UP: [usize; 6] = [6, 5, 9, 2, 8, 3];
+/// A PROMPT this wide is worth more than the columns of [`GIVE_UP`].
+const ROOMY_PROMPT: usize = 30;
+
+/// Hides columns of [`GIVE_UP`] while PROMPT would get less than
+/// [`ROOMY_PROMPT`] of `width`; the room left for PROMPT.
+fn fit(cells: &[[String; COLUMNS]], shown: &mut [bool; COLUMNS], width: usize) -> usize {
+    let widths: Vec<usize> = (0..PROMPT)
+        .map(|c| {
+            let widest = cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0);
+            widest.max(HEADER[c].len()) + GAP
+        })
+        .collect();
+    let room = |shown: &[bool; COLUMNS]| {
+        let used: usize = (0..PROMPT).filter(|&c| shown[c]).map(|c| widths[c]).sum();
+        width.saturating_sub(used)
+    };
+    let longest = cells
+        .iter()
+        .map(|r| r[PROMPT].chars().count())
+        .max()
+        .unwrap_or(0);
+    for c in GIVE_UP {
+        if room(shown) >= longest.min(ROOMY_PROMPT) {
+            break;
+        }
+        shown[c] = false;
+    }
+    room(shown).max(MIN_PROMPT)
+}
+
+fn cells(index: usize, s: &Session, look: &Look) -> [String; COLUMNS] {
     let r = s.record.as_ref().ok();
     let dash = || "-".to_string();
+    let created = s.created_at();
     [
         index.to_string(),
         s.id.to_string(),
@@ -79,9 +123,49 @@ fn cells(index: usize, s: &Session) -> [String; 9] {
         status_text(s),
         human_size(s.log_bytes(Stream::Stdout)),
         human_size(s.log_bytes(Stream::Stderr)),
-        s.created_at().to_rfc3339_secs(),
+        match look.relative {
+            Some(now) => ago(now, created),
+            None => created.to_rfc3339_secs(),
+        },
+        r.and_then(run_time).unwrap_or_else(dash),
+        r.and_then(tokens).unwrap_or_else(dash),
         r.map(prompt_cell).unwrap_or_default(),
     ]
+}
+
+/// How long an ended session ran.
+fn run_time(r: &shared::Record) -> Option<String> {
+    let (start, end) = (r.started_at.unwrap_or(r.created_at), r.ended_at?);
+    let nanos = u64::try_from(end.as_nanos() - start.as_nanos()).ok()?;
+    Some(shared::units::human_duration(Duration::from_nanos(nanos)))
+}
+
+/// The agent's tokens, input and output, in thousands past 10,000.
+fn tokens(r: &shared::Record) -> Option<String> {
+    let a = r.agent.as_ref()?;
+    let total = a.input_tokens + a.output_tokens;
+    match total {
+        0 if r.kind != Kind::Exec => None,
+        0..=9_999 => Some(total.to_string()),
+        _ => Some(format!("{:.1}k", total as f64 / 1000.0)),
+    }
+}
+
+/// `then` as people say it from `now`, as docker ps does: `12 seconds
+/// ago`, `3 min ago`, `2 hours ago`, `5 days ago`.
+fn ago(now: Timestamp, then: Timestamp) -> String {
+    let secs = (now.as_nanos() - then.as_nanos()).max(0) / 1_000_000_000;
+    let (n, unit) = match secs {
+        0 => return "just now".into(),
+        1..=59 => (secs, "second"),
+        60..=3599 => (secs / 60, "min"),
+        3600..=86_399 => (secs / 3600, "hour"),
+        86_400..=1_209_599 => (secs / 86_400, "day"),
+        1_209_600..=5_183_999 => (secs / 604_800, "week"),
+        _ => (secs / 2_592_000, "month"),
+    };
+    let s = if n == 1 || unit == "min" { "" } else { "s" };
+    format!("{n} {unit}{s} ago")
 }
 
 /// The PROMPT column: for an exec session the agent's state and its last
@@ -90,25 +174,35 @@ fn cells(index: usize, s: &Session) -> [String; 9] {
 /// for others the prompt's first line or the command line.
 fn prompt_cell(r: &shared::Record) -> String {
     let first_line = |s: &str| s.lines().next().unwrap_or("").to_string();
+    let interactive = || format!("interactive, in {}", r.cwd);
     if let Some(agent) = &r.agent {
         let text = match agent.state {
             AgentState::Failed => agent
                 .last_error
                 .as_deref()
                 .or(agent.last_message.as_deref()),
+            AgentState::Blocked => agent.blocked_message.as_deref(),
             _ => agent.last_message.as_deref(),
         }
-        .or(r.prompt.as_deref())
-        .unwrap_or("");
+        .map(first_line)
+        .or(r.prompt.as_deref().map(first_line))
+        .unwrap_or_else(|| match r.kind {
+            Kind::Repl => interactive(),
+            _ => shell_words(&r.argv),
+        });
         let after = r
             .continues
             .as_deref()
             .map_or_else(String::new, |id| format!("after {id} · "));
-        return format!("{after}{}: {}", agent.state.as_str(), first_line(text));
+        let state = match agent.state {
+            AgentState::Blocked => "needs input",
+            other => other.as_str(),
+        };
+        return format!("{after}{state}: {text}");
     }
     match &r.prompt {
         Some(p) => first_line(p),
-        None if r.kind == Kind::Repl => format!("interactive, in {}", r.cwd),
+        None if r.kind == Kind::Repl => interactive(),
         None => shell_words(&r.argv),
     }
 }
@@ -173,6 +267,20 @@ mod tests {
         assert_eq!(cut("hello world", 5), "hell…");
         assert_eq!(cut("hello", 5), "hello");
         assert_eq!(cut("héllo wörld", 6), "héllo…");
+    }
+
+    #[test]
+    fn creation_times_read_as_docker_says_them() {
+        let now = Timestamp(1_000_000_000_000_000_000);
+        let at = |secs: i64| ago(now, Timestamp(now.0 - secs * 1_000_000_000));
+        assert_eq!(at(0), "just now");
+        assert_eq!(at(1), "1 second ago");
+        assert_eq!(at(12), "12 seconds ago");
+        assert_eq!(at(200), "3 min ago");
+        assert_eq!(at(7200), "2 hours ago");
+        assert_eq!(at(86_400 * 3), "3 days ago");
+        assert_eq!(at(86_400 * 21), "3 weeks ago");
+        assert_eq!(at(86_400 * 90), "3 months ago");
     }
 
     #[test]
