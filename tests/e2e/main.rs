@@ -13,5 +13,6 @@ mod ps;
 mod rm;
 mod security;
 mod spawn;
+mod states;
 mod support;
 mod tail;

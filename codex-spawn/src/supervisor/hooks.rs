@@ -94,7 +94,7 @@ impl Hooks {
             self.pending = None;
             return;
         }
-        let mut vars = vars(record, "state");
+        let mut vars = vars(record, &self.dir, "state");
         vars.push((
             "CODEX_AGENT_PREVIOUS_STATE".into(),
             self.reported.map_or("", AgentState::as_str).into(),
@@ -131,7 +131,7 @@ impl Hooks {
     /// for the lock's release and outlives the supervisor.
     pub fn on_exit(&mut self, record: &Record) {
         if let Some(cmd) = self.config.on_exit.clone() {
-            self.launch("on-exit", &cmd, vars(record, "exit"), true);
+            self.launch("on-exit", &cmd, vars(record, &self.dir, "exit"), true);
         }
     }
 
@@ -164,7 +164,7 @@ impl Hooks {
 }
 
 /// The hook's environment: what the session is, and what its agent does.
-fn vars(record: &Record, hook: &str) -> Vec<(String, String)> {
+fn vars(record: &Record, dir: &Path, hook: &str) -> Vec<(String, String)> {
     let agent = record.agent.as_ref();
     let text = |f: fn(&shared::agent::Agent) -> Option<&String>| {
         agent.and_then(f).cloned().unwrap_or_default()
@@ -194,6 +194,7 @@ fn vars(record: &Record, hook: &str) -> Vec<(String, String)> {
             if record.timed_out { "1" } else { "0" }.into(),
         ),
         ("CODEX_SESSION_CWD", record.cwd.clone()),
+        ("CODEX_SESSION_DIR", dir.display().to_string()),
         (
             "CODEX_AGENT_STATE",
             agent.map_or("", |a| a.state.as_str()).into(),
