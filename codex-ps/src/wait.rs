@@ -56,8 +56,15 @@ pub fn wait(sessions: Vec<Session>, until: Until, timeout: Option<Duration>) -> 
     loop {
         for (s, ended) in w.sessions.iter_mut().zip(&mut w.ended) {
             if !*ended {
-                *s = Session::load(s.id.clone(), s.dir.clone());
-                *ended = s.status.is_over();
+                let fresh = Session::load(s.id.clone(), s.dir.clone());
+                // Removed right after it ended: what was seen last tells more.
+                let removed = fresh.record.as_ref().is_err_and(|e| e.is_not_found());
+                if !(removed && s.status.is_over() && s.record.is_ok()) {
+                    *s = fresh;
+                }
+                // Over, and its supervisor gone: all is on disk and the
+                // session can be removed at once.
+                *ended = s.status.is_over() && !shared::lock::is_held(&s.dir).unwrap_or(false);
             }
         }
         let done = match until {

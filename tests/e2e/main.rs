@@ -16,3 +16,4 @@ mod spawn;
 mod states;
 mod support;
 mod tail;
+mod wait;

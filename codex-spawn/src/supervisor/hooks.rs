@@ -28,7 +28,9 @@
 //!
 //! On-state hooks run one at a time, in order: a change that comes while
 //! one runs waits for it (the supervisor watches the runner through a
-//! pidfd), and further changes meanwhile are merged into the latest.
+//! pidfd), and further changes meanwhile are merged into the latest. A
+//! change still waiting when the session ends gets its runner at once,
+//! which first waits (through the pidfd it keeps) for the one before it.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -119,19 +121,31 @@ impl Hooks {
         if self.running.as_ref().is_some_and(still_running) {
             return;
         }
+        self.start_next(None);
+    }
+
+    /// Starts the waiting on-state hook, its runner first waiting for the
+    /// end of the runner `after`.
+    fn start_next(&mut self, after: Option<OwnedFd>) {
         let (Some(cmd), Some((state, vars))) = (&self.config.on_state, self.pending.take()) else {
             return;
         };
         self.reported = Some(state);
         let label = format!("on-state ({})", state.as_str());
-        self.running = self.launch(&label, cmd, vars, false);
+        self.running = self.launch(&label, cmd, vars, after, false);
     }
 
     /// The final record is written: starts the on-exit hook, which waits
     /// for the lock's release and outlives the supervisor.
     pub fn on_exit(&mut self, record: &Record) {
+        // A change still waiting for the hook before it: its runner waits
+        // for that one itself, since the supervisor is about to exit.
+        if self.pending.is_some() {
+            let running = self.running.take().filter(still_running);
+            self.start_next(running);
+        }
         if let Some(cmd) = self.config.on_exit.clone() {
-            self.launch("on-exit", &cmd, vars(record, &self.dir, "exit"), true);
+            self.launch("on-exit", &cmd, vars(record, &self.dir, "exit"), None, true);
         }
     }
 
@@ -141,6 +155,7 @@ impl Hooks {
         label: &str,
         cmd: &str,
         vars: Vec<(String, String)>,
+        after: Option<OwnedFd>,
         after_lock: bool,
     ) -> Option<OwnedFd> {
         let job = Job {
@@ -150,6 +165,7 @@ impl Hooks {
             dir: self.dir.clone(),
             umask: self.umask,
             timeout: Duration::from_millis(self.config.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+            after,
             after_lock,
         };
         match sibling() {
@@ -271,17 +287,25 @@ struct Job {
     dir: PathBuf,
     umask: Mode,
     timeout: Duration,
+    /// The runner to wait for first (a pidfd).
+    after: Option<OwnedFd>,
     after_lock: bool,
 }
 
 impl Job {
     /// The runner's life (see the module's documentation); never returns.
     fn run(self) -> ! {
-        close_from(3);
+        close_all_but(self.after.as_ref().map(AsRawFd::as_raw_fd));
         // Safety: PR_SET_NAME reads a NUL-terminated name we own.
         unsafe { libc::prctl(libc::PR_SET_NAME, c"codex-hook".as_ptr()) };
         let _ = nix::unistd::setsid();
         let _ = nix::sys::prctl::set_child_subreaper(true);
+        if let Some(before) = &self.after {
+            // It ends within its own time limit (and grace).
+            use std::os::fd::AsFd;
+            let mut fds = [PollFd::new(before.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, timeout_of(self.timeout + 2 * HOOK_GRACE));
+        }
         if self.after_lock {
             wait_for_lock(&self.dir);
         }
@@ -446,14 +470,24 @@ fn open_log(dir: &Path) -> std::io::Result<File> {
         .open(dir.join(hooks::LOG))
 }
 
-/// Closes every descriptor from `first` up.
-fn close_from(first: u32) {
-    // Safety: in the runner, right after the clone: none of the inherited
-    // descriptors is used from here on.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
-    if rc != 0 {
-        for fd in first as i32..1024 {
-            let _ = nix::unistd::close(fd);
+/// Closes every descriptor from 3 up but `keep`.
+fn close_all_but(keep: Option<i32>) {
+    let ranges = match keep {
+        Some(k) if k >= 3 => [(3, k - 1), (k + 1, i32::MAX)],
+        _ => [(3, i32::MAX), (0, -1)],
+    };
+    for (first, last) in ranges.into_iter().filter(|(f, l)| f <= l) {
+        // Safety: in the runner, right after the clone: none of the
+        // inherited descriptors but `keep` is used from here on.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0) };
+        if rc != 0 {
+            for fd in first..last.min(1024) {
+                let _ = nix::unistd::close(fd);
+            }
         }
     }
+}
+
+fn timeout_of(d: Duration) -> PollTimeout {
+    PollTimeout::try_from(d).unwrap_or(PollTimeout::MAX)
 }
