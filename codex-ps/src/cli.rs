@@ -1,12 +1,14 @@
 //! The command line of codex-ps.
 
 use ::cli::complete::{sessions, Sessions};
-use ::cli::usage::count;
-use ::cli::{Failure, RootArg, Tool};
-use clap::Parser;
+use ::cli::usage::{count, duration};
+use ::cli::{Codes, Failure, RootArg, Tool};
+use clap::{ArgMatches, Parser};
 use shared::Selector;
+use std::time::Duration;
 
 use crate::filter::Filter;
+use crate::wait::Until;
 
 /// List background sessions, newest first.
 ///
@@ -16,7 +18,7 @@ use crate::filter::Filter;
 #[command(
     name = "codex-ps",
     version,
-    after_help = "Filters: status=starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N.\nExit status: 0 listed (even with corrupt sessions); 1 failure; 2 usage error."
+    after_help = "Filters: status=starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N, state=working|idle|blocked|done|failed, since=T, until=T (RFC 3339 or a duration ago: 7d), name=GLOB.\nExit status: 0 listed (even with corrupt sessions); 1 failure; 2 usage error.\nWith --wait: 0 if every session exited 0; for one session (or --wait=any) its exit code, as codex-tail -f; else 1 if any did not exit 0 (or ended without an exit code); 124 the --timeout ran out; 125 codex-ps's own failure or a usage error."
 )]
 pub struct Cli {
     /// Sessions to show: ids, unique id prefixes, or row numbers [default: all].
@@ -45,9 +47,32 @@ pub struct Cli {
     /// Do not cut the PROMPT column to the terminal's width.
     #[arg(long)]
     pub no_trunc: bool,
+
+    /// Wait until the sessions listed have ended (all, or any one), then list them; the exit status says how they ended.
+    #[arg(
+        long,
+        value_name = "all|any",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "all"
+    )]
+    pub wait: Option<Until>,
+
+    /// With --wait: give up after DURATION, such as 90s or 10m (exit 124).
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "wait")]
+    pub timeout: Option<Duration>,
 }
 
 impl Tool for Cli {
+    /// With --wait, the exit status is the sessions': codex-ps's own
+    /// failures are 125, as codex-tail -f's.
+    fn codes(matches: &ArgMatches) -> Codes {
+        match matches.try_get_raw("wait") {
+            Ok(Some(_)) => Codes::PASSING_ON,
+            _ => Codes::ORDINARY,
+        }
+    }
+
     fn check(&self) -> Result<(), Failure> {
         for s in &self.selectors {
             Selector::parse(s, true).map_err(Failure::usage)?;

@@ -1,6 +1,7 @@
 //! `--filter KEY=VALUE`: which sessions to show.
 
-use shared::{Kind, Session, Status};
+use shared::agent::AgentState;
+use shared::{Kind, Session, Status, Timestamp};
 
 /// One filter; a session is shown when it matches all of them.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,9 +14,17 @@ pub enum Filter {
     Label(String, Option<String>),
     /// `exit=N`.
     Exit(i32),
+    /// `state=working|idle|blocked|done|failed`: the agent's state.
+    State(AgentState),
+    /// `since=T`: created at or after T.
+    Since(Timestamp),
+    /// `until=T`: created at or before T.
+    Until(Timestamp),
+    /// `name=GLOB`: the id matches GLOB (`*`, `?`).
+    Name(String),
 }
 
-const KEYS: &str = "accepted: status=starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N";
+const KEYS: &str = "accepted: status=starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N, state=working|idle|blocked|done|failed, since=T, until=T (RFC 3339 or a duration ago: 7d), name=GLOB";
 
 impl Filter {
     /// Parses `KEY=VALUE`; the error names the accepted keys.
@@ -38,6 +47,13 @@ impl Filter {
                 .parse()
                 .map(Filter::Exit)
                 .map_err(|_| bad(&format!("exit code {value:?} is not a number"))),
+            "state" => AgentState::parse(value)
+                .map(Filter::State)
+                .ok_or_else(|| bad(&format!("unknown agent state {value:?}"))),
+            "since" => time(value).map(Filter::Since).map_err(|e| bad(&e)),
+            "until" => time(value).map(Filter::Until).map_err(|e| bad(&e)),
+            "name" if value.is_empty() => Err(bad("empty name pattern")),
+            "name" => Ok(Filter::Name(value.into())),
             _ => Err(bad(&format!("unknown filter key {key:?}"))),
         }
     }
@@ -54,8 +70,53 @@ impl Filter {
             Filter::Exit(code) => {
                 session.status == Status::Exited && record.and_then(|r| r.exit_code) == Some(*code)
             }
+            Filter::State(state) => {
+                record.and_then(|r| r.agent.as_ref()).map(|a| a.state) == Some(*state)
+            }
+            Filter::Since(t) => session.created_at() >= *t,
+            Filter::Until(t) => session.created_at() <= *t,
+            Filter::Name(glob) => glob_match(glob.as_bytes(), session.id.as_str().as_bytes()),
         }
     }
+}
+
+/// A time: RFC 3339, or a duration ago (`90s`, `10m`, `7d`).
+fn time(value: &str) -> Result<Timestamp, String> {
+    if let Ok(t) = Timestamp::parse_rfc3339(value) {
+        return Ok(t);
+    }
+    shared::units::parse_duration(value)
+        .map(|d| Timestamp::now().minus(d))
+        .map_err(|_| format!("{value:?} is neither an RFC 3339 time nor a duration"))
+}
+
+/// Whether `text` matches the shell-style `glob`: `*` any run of
+/// characters, `?` any one, anything else itself.
+fn glob_match(glob: &[u8], text: &[u8]) -> bool {
+    let (mut g, mut t) = (0, 0);
+    // Where the last `*` was, and the text position it stands for.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match glob.get(g) {
+            Some(b'*') => {
+                star = Some((g, t));
+                g += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                g += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sg, st)) => {
+                    g = sg + 1;
+                    t = st + 1;
+                    star = Some((sg, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    glob[g..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -78,6 +139,38 @@ mod tests {
             Filter::Label("team".into(), Some("a=b".into()))
         );
         assert_eq!(Filter::parse("exit=3").unwrap(), Filter::Exit(3));
+        assert_eq!(
+            Filter::parse("state=blocked").unwrap(),
+            Filter::State(AgentState::Blocked)
+        );
+        assert_eq!(
+            Filter::parse("state=error").unwrap(),
+            Filter::State(AgentState::Failed)
+        );
+        assert_eq!(
+            Filter::parse("since=2025-04-27T19:08:47Z").unwrap(),
+            Filter::Since(Timestamp::parse_rfc3339("2025-04-27T19:08:47Z").unwrap())
+        );
+        assert!(
+            matches!(Filter::parse("until=7d").unwrap(), Filter::Until(t) if t < Timestamp::now())
+        );
+        assert_eq!(
+            Filter::parse("name=crisp-*").unwrap(),
+            Filter::Name("crisp-*".into())
+        );
+    }
+
+    #[test]
+    fn globs_match_like_a_shell() {
+        let m = |g: &str, t: &str| glob_match(g.as_bytes(), t.as_bytes());
+        assert!(m("crisp-*", "crisp-owlet-3f2a"));
+        assert!(m("*-3f2a", "crisp-owlet-3f2a"));
+        assert!(m("*owl*", "crisp-owlet-3f2a"));
+        assert!(m("crisp-owlet-3f2?", "crisp-owlet-3f2a"));
+        assert!(m("*", ""));
+        assert!(!m("crisp", "crisp-owlet"));
+        assert!(!m("*x*", "crisp-owlet"));
+        assert!(m("a*b*c", "aXbYbZc"));
     }
 
     #[test]
@@ -89,6 +182,9 @@ mod tests {
             "label=",
             "exit=x",
             "colour=red",
+            "state=sleeping",
+            "since=yesterday",
+            "name=",
         ] {
             let e = Filter::parse(bad).unwrap_err();
             assert!(e.contains("accepted: status="), "{bad}: {e}");

@@ -9,6 +9,7 @@ use shared::{Access, Selector, Session, Status};
 
 use crate::cli::Cli;
 use crate::table::{self, Look};
+use crate::wait::{self, Until};
 
 /// Lists the sessions `cli` asks for.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
@@ -39,6 +40,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     if let Some(n) = cli.last {
         rows.truncate(n);
     }
+    let waited;
+    let mut code = 0;
+    if let Some(until) = cli.wait {
+        let (status, shown) = wait_for(&rows, until, &cli)?;
+        code = status;
+        waited = shown;
+        rows = waited.iter().map(|(i, s)| (*i, s)).collect();
+    }
     for (_, s) in &rows {
         if let (Status::Corrupt, Err(e)) = (s.status, &s.record) {
             let warning = format!("{} is corrupt: {e}", s.id);
@@ -65,9 +74,55 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             } else {
                 ::cli::term::size(io::stdout()).map(|(cols, _)| usize::from(cols))
             },
+            relative: io::IsTerminal::is_terminal(&io::stdout()).then(shared::Timestamp::now),
         };
         out.write_all(table::render(&rows, &look).as_bytes())?;
     }
     out.flush()?;
-    Ok(0)
+    Ok(code)
+}
+
+/// `--wait`: waits for the sessions of `rows`; the exit status, and the
+/// sessions to list: those that ended (all of them, or the first one).
+fn wait_for(
+    rows: &[(usize, &Session)],
+    until: Until,
+    cli: &Cli,
+) -> Result<(i32, Vec<(usize, Session)>), Failure> {
+    if rows.is_empty() && until == Until::Any {
+        return Err(anyhow::anyhow!("no session to wait for").into());
+    }
+    let sessions = rows
+        .iter()
+        .map(|(_, s)| Session::load(s.id.clone(), s.dir.clone()))
+        .collect();
+    let w = wait::wait(sessions, until, cli.timeout);
+    let mut shown: Vec<(usize, Session)> = rows
+        .iter()
+        .map(|(i, _)| *i)
+        .zip(w.sessions)
+        .zip(&w.ended)
+        .filter(|(_, &ended)| ended)
+        .map(|(row, _)| row)
+        .collect();
+    if w.timed_out {
+        let left = rows.len() - shown.len();
+        eprintln!(
+            "codex-ps: timed out after {}: {left} session{} still running",
+            shared::units::human_duration(cli.timeout.unwrap_or_default()),
+            if left == 1 { "" } else { "s" }
+        );
+        return Ok((wait::TIMED_OUT, shown));
+    }
+    if until == Until::Any {
+        shown.truncate(1);
+    }
+    let code = match shown.as_slice() {
+        [(_, only)] if until == Until::Any || rows.len() == 1 => wait::code_of(only),
+        all => {
+            let codes: Vec<i32> = all.iter().map(|(_, s)| wait::code_of(s)).collect();
+            i32::from(codes.iter().any(|&c| c != 0))
+        }
+    };
+    Ok((code, shown))
 }

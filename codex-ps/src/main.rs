@@ -4,6 +4,7 @@ mod cli;
 mod filter;
 mod list;
 mod table;
+mod wait;
 
 fn main() {
     std::process::exit(::cli::run(list::run));

@@ -104,6 +104,18 @@ pub struct Options {
     #[arg(long, value_name = "CMD")]
     pub setup: Option<String>,
 
+    /// Run CMD (through sh -c) once the session has ended and its final record is written; see CODEX_SESSION_* in its environment.
+    #[arg(long, value_name = "CMD")]
+    pub on_exit: Option<String>,
+
+    /// Run CMD (through sh -c) at each change of the agent's state (working, idle, blocked, done, failed).
+    #[arg(long, value_name = "CMD")]
+    pub on_state: Option<String>,
+
+    /// Stop a hook, and all it started, after DURATION [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub hook_timeout: Option<Duration>,
+
     /// The codex binary for exec and repl [default: $CODEX_BIN, else codex on PATH].
     #[arg(long, value_name = "PATH")]
     pub codex_bin: Option<PathBuf>,
@@ -233,6 +245,11 @@ impl Tool for Cli {
         }
         for s in o.after.iter().chain(&o.after_ok).chain(&o.rerun) {
             Selector::parse(s, true).map_err(Failure::usage)?;
+        }
+        if o.hook_timeout.is_some() && o.on_exit.is_none() && o.on_state.is_none() {
+            return Err(Failure::usage(
+                "--hook-timeout needs a hook: --on-exit CMD or --on-state CMD",
+            ));
         }
         match (&self.mode, self.command.is_empty()) {
             // --rerun: checked once the earlier session is known.

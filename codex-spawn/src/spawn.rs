@@ -45,6 +45,18 @@ struct Request {
     cwd: Option<OsString>,
 }
 
+/// The hooks of the session, when any is given.
+fn hooks(o: &crate::cli::Options) -> Option<shared::hooks::Hooks> {
+    (o.on_exit.is_some() || o.on_state.is_some()).then(|| shared::hooks::Hooks {
+        on_exit: o.on_exit.clone(),
+        on_state: o.on_state.clone(),
+        timeout_ms: o
+            .hook_timeout
+            .filter(|d| !d.is_zero())
+            .map(|d| d.as_millis().clamp(1, u64::MAX as u128) as u64),
+    })
+}
+
 /// Runs codex-spawn (its command line already checked): creates the
 /// session, starts its supervisor and prints the id once the command runs.
 pub fn run(mut cli: Cli) -> Result<i32, Failure> {
@@ -90,6 +102,7 @@ pub fn run(mut cli: Cli) -> Result<i32, Failure> {
         continues: request.continues.clone(),
         queue: o.queue.clone(),
         after,
+        hooks: hooks(o),
         ..Record::new(request.kind, request.argv.clone(), cwd)
     };
     let token = record.token.clone().unwrap_or_default();

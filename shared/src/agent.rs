@@ -1,6 +1,10 @@
 //! What an exec session's agent is doing, summed up from the JSONL event
 //! stream `codex exec --json` writes to stdout: the thread, the turns, the
-//! tokens, the last message, whether it is working, done or failed.
+//! tokens, the last message, whether it is working, done or failed. For
+//! an interactive agent (a repl, or a `-t` program that reports its
+//! state), the same summary holds what the program said on its terminal
+//! (see [`crate::agent::Agent::observe_terminal`]): working, idle,
+//! blocked (with what on), done or failed.
 //!
 //! The supervisor keeps this summary in the record, so listing thousands of
 //! sessions never reads a log. Unknown events and lines that are not JSON
@@ -23,9 +27,14 @@ pub enum AgentState {
     /// The last turn completed.
     Done,
     /// The last turn failed (`turn.failed`), or the run ended without
-    /// completing it. Transient errors codex recovers from are not
-    /// failures.
+    /// completing it (transient errors codex recovers from are not
+    /// failures); for a terminal program, its `state=error`.
     Failed,
+    /// Waiting for the user's next prompt (interactive agents).
+    Idle,
+    /// Waiting on the user: a permission or a question (interactive
+    /// agents); see `blocked_on` and `blocked_message`.
+    Blocked,
 }
 
 impl AgentState {
@@ -35,6 +44,25 @@ impl AgentState {
             AgentState::Working => "working",
             AgentState::Done => "done",
             AgentState::Failed => "failed",
+            AgentState::Idle => "idle",
+            AgentState::Blocked => "blocked",
+        }
+    }
+
+    /// Every state, in the order the README lists them.
+    pub const ALL: [AgentState; 5] = [
+        AgentState::Working,
+        AgentState::Idle,
+        AgentState::Blocked,
+        AgentState::Done,
+        AgentState::Failed,
+    ];
+
+    /// The state named `s`; `error` is another name for `failed`.
+    pub fn parse(s: &str) -> Option<AgentState> {
+        match s {
+            "error" => Some(AgentState::Failed),
+            _ => AgentState::ALL.into_iter().find(|st| st.as_str() == s),
         }
     }
 }
@@ -71,6 +99,23 @@ pub struct Agent {
     /// The last error codex reported.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Blocked: on what, as the program said (`permission`, `question`).
+    #[serde(default)]
+    pub blocked_on: Option<String>,
+    /// Blocked: the program's message (a question, the command to allow).
+    #[serde(default)]
+    pub blocked_message: Option<String>,
+    /// Interactive agents: the program that reported the state, as it
+    /// named itself (`codex`).
+    #[serde(default)]
+    pub app: Option<String>,
+    /// When the state last changed (interactive agents).
+    #[serde(default)]
+    pub state_since: Option<crate::Timestamp>,
+    /// Whether the program has reported its state with `OSC 7501` (kept
+    /// by the supervisor only; see [`crate::termstate`]).
+    #[serde(skip)]
+    pub speaks_state: bool,
 }
 
 /// How much an event changed the summary.

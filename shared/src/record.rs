@@ -216,13 +216,18 @@ pub struct Record {
     /// Why the session failed, or what went wrong in the supervisor.
     #[serde(default)]
     pub error: Option<String>,
-    /// Exec sessions: what the agent is doing, from its event stream.
+    /// Exec sessions: what the agent is doing, from its event stream;
+    /// tty sessions: what the program announced on its terminal, once it
+    /// has (see [`crate::termstate`]).
     #[serde(default)]
     pub agent: Option<crate::agent::Agent>,
     /// `--worktree` sessions: the worktree and branch, and what became of
     /// the work.
     #[serde(default)]
     pub worktree: Option<crate::worktree::Worktree>,
+    /// `--on-exit` and `--on-state` (see [`crate::hooks`]).
+    #[serde(default)]
+    pub hooks: Option<crate::hooks::Hooks>,
 }
 
 /// A queue and its concurrency limit (`--queue NAME=N`).

@@ -90,9 +90,32 @@ pub fn human_size(bytes: u64) -> String {
     format!("{value:.2} {}", UNITS[unit])
 }
 
+/// A duration as people read it, in its two largest units: `850ms`,
+/// `12s`, `3m12s`, `2h05m`, `3d04h`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.subsec_millis()),
+        1..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_durations() {
+        let d = |s: u64| human_duration(Duration::from_secs(s));
+        assert_eq!(human_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(d(12), "12s");
+        assert_eq!(d(192), "3m12s");
+        assert_eq!(d(7500), "2h05m");
+        assert_eq!(d(3 * 86_400 + 4 * 3600), "3d04h");
+    }
 
     #[test]
     fn durations() {

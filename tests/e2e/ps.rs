@@ -14,8 +14,8 @@ use shared::Status;
 use crate::support::*;
 
 /// The columns of the table, in order.
-const HEADER: [&str; 9] = [
-    "#", "ID", "PID", "TYPE", "STATUS", "OUT", "ERR", "CREATED", "PROMPT",
+const HEADER: [&str; 11] = [
+    "#", "ID", "PID", "TYPE", "STATUS", "OUT", "ERR", "CREATED", "TIME", "TOKENS", "PROMPT",
 ];
 
 /// The fields every `--json` object carries (issue 3).

@@ -36,13 +36,27 @@ impl Supervisor {
             w.agent
                 .end(tail.as_deref(), &ending(exit, self.record.timed_out));
         }
-        if let Some(w) = &self.watcher {
-            self.record.agent = Some(w.agent.clone());
+        let agent = self
+            .watcher
+            .as_ref()
+            .map(|w| &w.agent)
+            .or(self.heard.as_ref().and_then(|h| h.agent.as_ref()));
+        if let Some(agent) = agent {
+            self.record.agent = Some(agent.clone());
         }
         // The work on its branch before the final record, which says so.
         work::commit(&mut self.record, &self.dir);
-        let agent = self.watcher.as_ref().map(|w| &w.agent);
+        let agent = self
+            .watcher
+            .as_ref()
+            .map(|w| &w.agent)
+            .or(self.heard.as_ref().and_then(|h| h.agent.as_ref()));
         let written = state::exited(&mut self.record, &self.dir, exit, &self.logs, agent);
+        // Hooks start only now, and never hold anything up (see hooks.rs).
+        if let (Ok(()), Some(hooks)) = (&written, &mut self.hooks) {
+            hooks.on_record(&self.record);
+            hooks.on_exit(&self.record);
+        }
         // Clients hear of the end only once it is on disk.
         if let Some(server) = self.server.take() {
             let exit = Exit {

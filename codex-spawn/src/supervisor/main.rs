@@ -7,12 +7,14 @@
 //! and exits, releasing the lock.
 
 mod agent;
+mod announce;
 mod children;
 mod command;
 mod descendants;
 mod detach;
 mod feed;
 mod finish;
+mod hooks;
 mod logs;
 mod output;
 mod pipes;

@@ -14,6 +14,7 @@ use shared::protocol::Frame;
 use shared::Timestamp;
 
 use crate::agent::Watcher;
+use crate::announce::Announcements;
 use crate::command::Io;
 use crate::feed::Feed;
 use crate::logs::Logs;
@@ -37,6 +38,8 @@ pub struct Consumers<'a> {
     pub server: &'a mut Option<Server>,
     /// Exec sessions: the agent summary.
     pub watcher: &'a mut Option<Watcher>,
+    /// Terminal sessions: what the program announces about its state.
+    pub heard: &'a mut Option<Announcements>,
 }
 
 impl Consumers<'_> {
@@ -144,7 +147,7 @@ impl Output {
                     pty.write_pending();
                 }
                 if ready[0] {
-                    read_pty(pty, logs, to.server);
+                    read_pty(pty, logs, to.server, to.heard);
                 }
             }
         }
@@ -190,7 +193,7 @@ impl Output {
                 pipes.close();
             }
             Output::Pty(pty) => {
-                read_pty(pty, logs, to.server);
+                read_pty(pty, logs, to.server, to.heard);
                 pty.close();
             }
         }
@@ -269,9 +272,14 @@ impl Output {
 }
 
 /// Reads what the program wrote to its terminal: logged, sent to the
-/// attached clients, and, while no attached client's terminal answers
-/// them, scanned for terminal queries to answer.
-fn read_pty(pty: &mut Pty, logs: &mut Logs, server: &mut Option<Server>) {
+/// attached clients, scanned for what the program announces about its
+/// state, and, while nobody is attached, for terminal queries to answer.
+fn read_pty(
+    pty: &mut Pty,
+    logs: &mut Logs,
+    server: &mut Option<Server>,
+    heard: &mut Option<Announcements>,
+) {
     let mut budget = PTY_BUDGET;
     while budget > 0 {
         let Some(chunk) = pty.read() else { break };
@@ -280,7 +288,12 @@ fn read_pty(pty: &mut Pty, logs: &mut Logs, server: &mut Option<Server>) {
         }
         budget = budget.saturating_sub(chunk.len());
         logs.log_chunk(Stream::Stdout, &chunk, Timestamp::now());
-        if !server.as_ref().is_some_and(Server::has_terminals) {
+        let asked = heard.as_mut().is_some_and(|h| h.feed(&chunk));
+        let terminals = server.as_ref().is_some_and(Server::has_terminals);
+        if asked && !terminals {
+            pty.input(shared::termstate::QUERY_ANSWER);
+        }
+        if !terminals {
             pty.answer_queries(&chunk);
         }
         if let Some(server) = server.as_mut().filter(|s| s.has_clients()) {

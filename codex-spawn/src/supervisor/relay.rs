@@ -17,7 +17,9 @@ use shared::record::Record;
 use shared::stop;
 
 use crate::agent::Watcher;
+use crate::announce::Announcements;
 use crate::children::Children;
+use crate::hooks::Hooks;
 use crate::logs::Logs;
 use crate::output::{Consumers, Output};
 use crate::server::{Event, Server};
@@ -39,6 +41,11 @@ pub struct Supervisor {
     pub(crate) server: Option<Server>,
     /// Exec sessions: the agent summary kept from the event stream.
     pub(crate) watcher: Option<Watcher>,
+    /// Tty sessions: the agent summary kept from what the program
+    /// announces on its terminal.
+    pub(crate) heard: Option<Announcements>,
+    /// `--on-state` and `--on-exit`.
+    pub(crate) hooks: Option<Hooks>,
     pub(crate) timeout_at: Option<Instant>,
 }
 
@@ -51,6 +58,7 @@ impl Supervisor {
             let to = Consumers {
                 server: &mut self.server,
                 watcher: &mut self.watcher,
+                heard: &mut self.heard,
             };
             // Who needs the bytes may have changed (a client attached).
             self.output.allow_splice(&to);
@@ -58,6 +66,7 @@ impl Supervisor {
             let mut to = Consumers {
                 server: &mut self.server,
                 watcher: &mut self.watcher,
+                heard: &mut self.heard,
             };
             self.output.on_ready(ready, &mut self.logs, &mut to);
             self.check_deadlines(Instant::now());
@@ -67,12 +76,14 @@ impl Supervisor {
                 let mut to = Consumers {
                     server: &mut self.server,
                     watcher: &mut self.watcher,
+                    heard: &mut self.heard,
                 };
                 self.output.take_rest(&mut self.logs, &mut to);
             }
             let mut to = Consumers {
                 server: &mut self.server,
                 watcher: &mut self.watcher,
+                heard: &mut self.heard,
             };
             self.output.flush(&mut self.logs, &mut to);
             self.note_agent(Instant::now());
@@ -132,6 +143,7 @@ impl Supervisor {
         let mut to = Consumers {
             server: &mut self.server,
             watcher: &mut self.watcher,
+            heard: &mut self.heard,
         };
         self.signals.take(|arrival| match arrival {
             Arrival::Write(fd) => output.on_write(fd, logs, &mut to),
@@ -163,6 +175,9 @@ impl Supervisor {
         };
         events.extend(server.take_left().map(Event::Left));
         for event in events {
+            if let (Event::Input(_), Some(heard)) = (&event, &mut self.heard) {
+                heard.input();
+            }
             self.output.on_client(event);
         }
         self.note_window();
@@ -186,6 +201,8 @@ impl Supervisor {
             self.output.deadline(),
             self.watcher.as_ref().and_then(Watcher::deadline),
             self.server.as_ref().and_then(Server::deadline),
+            self.heard.as_ref().and_then(Announcements::deadline),
+            self.hooks.as_ref().and_then(Hooks::deadline),
         ]
         .into_iter()
         .flatten()
@@ -196,6 +213,9 @@ impl Supervisor {
         self.output.check_deadline(now);
         if let Some(server) = &mut self.server {
             server.check_deadline(now);
+        }
+        if let Some(hooks) = &mut self.hooks {
+            hooks.check();
         }
         self.note_agent(now);
         if self.children.exit().is_none() && self.timeout_at.is_some_and(|t| t <= now) {
@@ -219,14 +239,27 @@ impl Supervisor {
         }
     }
 
-    /// Writes the agent summary when it is due: at once at a turn's end,
-    /// else a few times a second at most.
+    /// Writes the agent summary when it is due: at once at a turn's end
+    /// (or, from a terminal, at a change), else a few times a second at
+    /// most; a change of state then starts the on-state hook.
     fn note_agent(&mut self, now: Instant) {
+        let mut written = false;
         if let Some(w) = &mut self.watcher {
             w.schedule(now);
             if w.take_due(now) {
                 state::agent(&mut self.record, &self.dir, &w.agent);
+                written = true;
             }
+        }
+        if let Some(h) = &mut self.heard {
+            h.schedule(now);
+            if let (true, Some(agent)) = (h.take_due(now), &h.agent) {
+                state::agent(&mut self.record, &self.dir, agent);
+                written = true;
+            }
+        }
+        if let (true, Some(hooks)) = (written, &mut self.hooks) {
+            hooks.on_record(&self.record);
         }
     }
 }

@@ -15,7 +15,9 @@ use shared::lock::Lock;
 use shared::record::Record;
 
 use crate::agent::Watcher;
+use crate::announce::Announcements;
 use crate::children::Children;
+use crate::hooks::Hooks;
 use crate::logs::Logs;
 use crate::output::Output;
 use crate::relay::Supervisor;
@@ -56,6 +58,8 @@ impl Supervisor {
         let output = Output::new(started.io, started.stdin).map_err(|e| other(&e))?;
         let watcher = record.agent.clone().map(Watcher::new);
         let children = Children::new(started.pid, record.token.clone());
+        let heard = record.tty.then(Announcements::new);
+        let hooks = Hooks::new(&record, dir, caller_umask);
         let timeout_at = record
             .timeout_ms
             .map(|ms| Instant::now() + Duration::from_millis(ms));
@@ -69,6 +73,8 @@ impl Supervisor {
             output,
             server: Server::bind(dir).ok(),
             watcher,
+            heard,
+            hooks,
             timeout_at,
         })
     }
