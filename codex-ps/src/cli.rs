@@ -18,7 +18,7 @@ use crate::wait::Until;
 #[command(
     name = "codex-ps",
     version,
-    after_help = "Filters: status=starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N, state=working|idle|blocked|done|failed, since=T, until=T (RFC 3339 or a duration ago: 7d), name=GLOB.\nExit status: 0 listed (even with corrupt sessions); 1 failure; 2 usage error.\nWith --wait: 0 if every session exited 0; for one session (or --wait=any) its exit code, as codex-tail -f; else 1 if any did not exit 0 (or ended without an exit code); 124 the --timeout ran out; 125 codex-ps's own failure or a usage error."
+    after_help = "Filters: status=queued|starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N, state=working|idle|blocked|done|failed, since=T, until=T (RFC 3339 or a duration ago: 7d), name=GLOB.\nExit status: 0 listed (even with corrupt sessions); 1 failure; 2 usage error.\nWith --wait: 0 if every session exited 0; for one session (or --wait=any) its exit code, as codex-tail -f; else 1 if any did not exit 0 (or ended without an exit code); 124 the --timeout ran out; 125 codex-ps's own failure or a usage error."
 )]
 pub struct Cli {
     /// Sessions to show: ids, unique id prefixes, or row numbers [default: all].

@@ -24,7 +24,7 @@ pub enum Filter {
     Name(String),
 }
 
-const KEYS: &str = "accepted: status=starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N, state=working|idle|blocked|done|failed, since=T, until=T (RFC 3339 or a duration ago: 7d), name=GLOB";
+const KEYS: &str = "accepted: status=queued|starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N, state=working|idle|blocked|done|failed, since=T, until=T (RFC 3339 or a duration ago: 7d), name=GLOB";
 
 impl Filter {
     /// Parses `KEY=VALUE`; the error names the accepted keys.
