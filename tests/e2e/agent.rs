@@ -83,15 +83,6 @@ fn fake_codex(t: &TestRoot, name: &str, events: &[&str], stderr: &str, code: i32
     t.script(name, &body).to_str().unwrap().to_string()
 }
 
-/// The agent summary of `id` from `codex-ps --json`.
-fn agent(t: &TestRoot, id: &str) -> Value {
-    let out = t.tool("codex-ps", &["--json", id]);
-    out.expect_success();
-    let row: Value = serde_json::from_str(out.stdout_str().trim())
-        .unwrap_or_else(|e| out.fail(&format!("not JSON: {e}")));
-    row["agent"].clone()
-}
-
 #[test]
 fn usage_is_codexs_running_total_kept_with_reasoning_tokens() {
     let t = TestRoot::new("agent-usage");
@@ -108,7 +99,7 @@ fn usage_is_codexs_running_total_kept_with_reasoning_tokens() {
     );
     let first = c.spawn(&t, &["exec", "one", "--skip-git-repo-check"]);
     let (_, logs) = ended(&t, &first);
-    let a = agent(&t, &first);
+    let a = ps_agent(&t, &first);
     assert_eq!(
         (&a["input_tokens"], &a["output_tokens"], &a["turns"]),
         (&Value::from(20), &Value::from(10), &Value::from(1)),
@@ -119,7 +110,7 @@ fn usage_is_codexs_running_total_kept_with_reasoning_tokens() {
         &["exec", "--resume", &first, "two", "--skip-git-repo-check"],
     );
     let (_, logs) = ended(&t, &second);
-    let a = agent(&t, &second);
+    let a = ps_agent(&t, &second);
     assert!(
         logs.contains(r#""usage":{"input_tokens":30"#),
         "codex no longer reports the thread's running total:\n{logs}"
@@ -147,7 +138,7 @@ fn usage_is_codexs_running_total_kept_with_reasoning_tokens() {
     );
     let id = t.spawn_id(&["--codex-bin", &fake, "exec", "go"]);
     ended(&t, &id);
-    let a = agent(&t, &id);
+    let a = ps_agent(&t, &id);
     let got: Vec<&Value> = [
         "turns",
         "input_tokens",
@@ -177,7 +168,7 @@ fn a_run_without_a_completed_turn_ends_failed_with_what_codex_said() {
     std::fs::create_dir_all(&outside).unwrap();
     let id = c.spawn(&t, &["-C", s(&outside), "exec", "hello"]);
     let (rec, logs) = ended(&t, &id);
-    let a = agent(&t, &id);
+    let a = ps_agent(&t, &id);
     assert_eq!(a["state"], "failed", "{a:#}\n{logs}");
     let err = a["last_error"].as_str().unwrap_or_default().to_string();
     assert!(
@@ -199,7 +190,7 @@ fn a_run_without_a_completed_turn_ends_failed_with_what_codex_said() {
     );
     let id = t.spawn_id(&["--codex-bin", &fake, "exec", "go"]);
     let (_, logs) = ended(&t, &id);
-    let a = agent(&t, &id);
+    let a = ps_agent(&t, &id);
     assert_eq!(
         (&a["state"], &a["last_error"]),
         (
@@ -216,7 +207,7 @@ fn a_run_without_a_completed_turn_ends_failed_with_what_codex_said() {
         &["--timeout", "2s", "exec", "wait", "--skip-git-repo-check"],
     );
     let (rec, logs) = ended(&t, &id);
-    let a = agent(&t, &id);
+    let a = ps_agent(&t, &id);
     assert_eq!(rec["timed_out"], true, "{rec:#}");
     assert_eq!(a["state"], "failed", "{a:#}\n{logs}");
     assert!(a["last_error"].is_string(), "{a:#}\n{logs}");
@@ -239,18 +230,18 @@ fn transient_errors_leave_the_agent_working_then_done() {
     let id = t.spawn_id(&["--codex-bin", s(&fake), "exec", "go"]);
     // The summary is written within a quarter second of a change.
     assert!(
-        eventually(WAIT, || agent(&t, &id)["last_error"] == "config warning"),
+        eventually(WAIT, || ps_agent(&t, &id)["last_error"] == "config warning"),
         "{:#}",
-        agent(&t, &id)
+        ps_agent(&t, &id)
     );
-    let a = agent(&t, &id);
+    let a = ps_agent(&t, &id);
     assert_eq!(
         a["state"], "working",
         "a transient error is not a failure: {a:#}"
     );
     std::fs::write(&gate, "").unwrap();
     ended(&t, &id);
-    let a = agent(&t, &id);
+    let a = ps_agent(&t, &id);
     assert_eq!(a["state"], "done", "{a:#}");
     assert_eq!(a["last_error"], "config warning", "{a:#}");
 }

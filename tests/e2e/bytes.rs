@@ -14,15 +14,6 @@ use shared::Status;
 
 use crate::support::*;
 
-/// The agent summary of `id` from `codex-ps --json`.
-fn agent(t: &TestRoot, id: &str) -> Value {
-    let out = t.tool("codex-ps", &["--json", id]);
-    out.expect_success();
-    let row: Value = serde_json::from_str(out.stdout_str().trim())
-        .unwrap_or_else(|e| out.fail(&format!("not JSON: {e}")));
-    row["agent"].clone()
-}
-
 #[test]
 fn the_agent_summary_sees_output_read_after_the_supervisor_fell_behind() {
     let t = TestRoot::new("bytes-behind");
@@ -68,7 +59,7 @@ fn the_agent_summary_sees_output_read_after_the_supervisor_fell_behind() {
         events.len(),
         "the log lost bytes"
     );
-    let a = agent(&t, &id);
+    let a = ps_agent(&t, &id);
     assert_eq!(
         (
             &a["thread_id"],

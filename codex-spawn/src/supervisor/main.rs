@@ -38,8 +38,7 @@ use nix::sys::stat::{umask, Mode};
 use shared::launch::{Report, SupervisorArgs};
 use shared::layout;
 use shared::lock::Lock;
-use shared::record::{Durability, Record, State};
-use shared::Timestamp;
+use shared::record::Record;
 
 use relay::Supervisor;
 use start::StartError;
@@ -147,18 +146,7 @@ fn main() {
 /// Records that the command never ran, for readers who look before
 /// codex-spawn removes the directory (or if codex-spawn died meanwhile).
 fn record_failure(dir: &std::path::Path, error: String) {
-    if let Ok(mut r) = Record::read(dir) {
-        r.state = State::Failed;
-        r.error = Some(error);
-        r.ended_at = Some(Timestamp::now());
-        let _ = r.write(
-            dir,
-            Durability {
-                sync: false,
-                reserve: 0,
-            },
-        );
-    }
+    state::never_ran(dir, error);
 }
 
 /// Makes a panic leave its message (and, with `RUST_BACKTRACE`, its

@@ -128,3 +128,12 @@ pub fn on_path(name: &str) -> bool {
         })
     })
 }
+
+/// The agent summary of session `id`, as `codex-ps --json` prints it.
+pub fn ps_agent(t: &TestRoot, id: &str) -> Value {
+    let out = t.tool("codex-ps", &["--json", id]);
+    out.expect_success();
+    let row: Value = serde_json::from_str(out.stdout_str().trim())
+        .unwrap_or_else(|e| out.fail(&format!("not JSON: {e}")));
+    row["agent"].clone()
+}
