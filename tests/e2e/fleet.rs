@@ -63,6 +63,8 @@ fn six_in_a_queue_of_two_run_two_at_a_time_in_order() {
             r["started_at"].as_str().unwrap_or_default().to_string()
         })
         .collect();
+    // Each holds its place in line until it is recorded running, so even
+    // sessions that find a free slot at once start in creation order.
     let mut sorted = started.clone();
     sorted.sort();
     assert_eq!(started, sorted, "started in creation order: {ids:?}");

@@ -74,6 +74,7 @@ fn main() {
     // returns, and what becomes of it is in the record from then on.
     let mut report = Some(report);
     let mut _slot = None;
+    let mut ticket_held = None;
     if let Some(mut record) = Record::read(&args.dir).ok().filter(wait::needed) {
         if let Err(e) = state::queued(&mut record, &args.dir) {
             record_failure(&args.dir, e.to_string());
@@ -87,11 +88,21 @@ fn main() {
             }
             std::process::exit(125);
         }
-        if let Some(mut r) = report.take() {
-            let _ = r.write_all(&Report::Queued.encode());
-        }
-        match wait::wait(&args.dir, &record) {
-            wait::Waited::Go(slot) => _slot = slot,
+        // codex-spawn returns once the session has its place in line.
+        let mut queued = || {
+            if let Some(mut r) = report.take() {
+                let _ = r.write_all(&Report::Queued.encode());
+            }
+        };
+        let waited = wait::wait(&args.dir, &record, &mut queued);
+        queued();
+        match waited {
+            wait::Waited::Go(held) => {
+                if let Some((slot, ticket)) = held {
+                    _slot = Some(slot);
+                    ticket_held = Some(ticket);
+                }
+            }
             wait::Waited::Never(why) => {
                 state::never_ran(&args.dir, why);
                 std::process::exit(0);
@@ -138,6 +149,8 @@ fn main() {
             .encode(),
         );
     }
+    // Recorded running: the next in the queue's line may go.
+    drop(ticket_held);
     if supervisor.run().is_err() {
         std::process::exit(1);
     }

@@ -27,8 +27,10 @@ const SAFETY_POLL_MS: u16 = 2000;
 
 /// How a wait ended.
 pub enum Waited {
-    /// Go: start the command (holding the queue's slot, if any).
-    Go(Option<Slot>),
+    /// Go: start the command, holding the queue's slot, if any, and its
+    /// ticket, to be dropped once the command is recorded running (so the
+    /// next in line starts after it, in creation order).
+    Go(Option<(Slot, Ticket)>),
     /// It will never run, for this reason.
     Never(String),
 }
@@ -38,15 +40,18 @@ pub fn needed(record: &Record) -> bool {
     record.queue.is_some() || !record.after.is_empty()
 }
 
-/// Waits as `record` asks for the session in `dir`.
-pub fn wait(dir: &Path, record: &Record) -> Waited {
-    match wait_inner(dir, record) {
+/// Waits as `record` asks for the session in `dir`, calling `placed` once
+/// the session has its place: at once when it waits for dependencies
+/// first, else once it holds its ticket in the queue, so that sessions
+/// spawned one after another are in line in that order.
+pub fn wait(dir: &Path, record: &Record, placed: &mut dyn FnMut()) -> Waited {
+    match wait_inner(dir, record, placed) {
         Ok(w) => w,
         Err(e) => Waited::Never(format!("waiting to start: {e}")),
     }
 }
 
-fn wait_inner(dir: &Path, record: &Record) -> shared::Result<Waited> {
+fn wait_inner(dir: &Path, record: &Record, placed: &mut dyn FnMut()) -> shared::Result<Waited> {
     let root = dir.parent().unwrap_or(Path::new("/"));
     let signals = Signals::block().map_err(|e| io_error(dir, e.into()))?;
     let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok();
@@ -64,6 +69,9 @@ fn wait_inner(dir: &Path, record: &Record) -> shared::Result<Waited> {
     }
 
     // First the dependencies.
+    if !record.after.is_empty() {
+        placed();
+    }
     loop {
         match dependencies(root, &record.after) {
             Deps::Met => break,
@@ -86,11 +94,11 @@ fn wait_inner(dir: &Path, record: &Record) -> shared::Result<Waited> {
         );
     }
     let ticket = Ticket::take(&qdir, record.created_at, &record.id)?;
+    placed();
     loop {
         if queue::any_free(&qdir, spec.limit)? && ticket.is_first()? {
             if let Some(slot) = queue::try_slot(&qdir, spec.limit)? {
-                drop(ticket);
-                return Ok(Waited::Go(Some(slot)));
+                return Ok(Waited::Go(Some((slot, ticket))));
             }
         }
         if pause(&signals, inotify.as_ref()) {
