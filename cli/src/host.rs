@@ -1,0 +1,249 @@
+//! Which machine a tool acts on: `-H/--host DEST`, `$CODEX_HOST`, the
+//! hosts file that `--host all` reads, and `ID@DEST` selectors.
+//!
+//! `DEST` is anything `ssh` accepts as a destination (an alias from
+//! `~/.ssh/config`, `user@host`, `ssh://user@host:port`), or `local` for
+//! this machine without ssh. Ids never contain `@` (see
+//! [`shared::SessionId`]), so `ID@DEST` splits at its first `@`:
+//! `crisp-owlet-3f2a@me@box1` is session `crisp-owlet-3f2a` on `me@box1`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+/// The variable that names the default host.
+pub const HOST_VAR: &str = "CODEX_HOST";
+/// The word that means this machine, without ssh.
+pub const LOCAL: &str = "local";
+/// The word that means every host of the hosts file.
+pub const ALL: &str = "all";
+
+/// A machine to act on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dest {
+    /// This machine, without ssh.
+    Local,
+    /// An ssh destination, as the user wrote it.
+    Remote(String),
+}
+
+impl Dest {
+    /// Parses one destination (not `all`): `local`, or a word ssh can take
+    /// as a destination (not empty, not starting with `-`, which ssh would
+    /// read as an option, and without spaces or control characters).
+    pub fn parse(s: &str) -> Result<Dest, String> {
+        if s == LOCAL {
+            return Ok(Dest::Local);
+        }
+        if s.is_empty() {
+            return Err("empty host: expected an ssh destination (alias, user@host, ssh://user@host:port) or local".into());
+        }
+        if s.starts_with('-') {
+            return Err(format!(
+                "host {s:?} starts with '-': expected an ssh destination, not an option"
+            ));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "host {s:?} holds a space or a control character: expected an ssh destination"
+            ));
+        }
+        Ok(Dest::Remote(s.to_string()))
+    }
+
+    /// Whether this is the local machine.
+    pub fn is_local(&self) -> bool {
+        *self == Dest::Local
+    }
+
+    /// The name as given (`local` for this machine).
+    pub fn name(&self) -> &str {
+        match self {
+            Dest::Local => LOCAL,
+            Dest::Remote(d) => d,
+        }
+    }
+}
+
+impl fmt::Display for Dest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `-H/--host`, flattened into every tool's command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HostArg {
+    /// Act on host DEST over ssh: an ssh destination (alias, user@host, ssh://user@host:port), local, or all (every host of the hosts file) [default: $CODEX_HOST, else local].
+    #[arg(short = 'H', long = "host", value_name = "DEST", value_parser = parse_word)]
+    pub hosts: Vec<String>,
+}
+
+/// `-H`'s value: a destination or `all`, checked before anything is done.
+fn parse_word(s: &str) -> Result<String, String> {
+    if s != ALL {
+        Dest::parse(s)?;
+    }
+    Ok(s.to_string())
+}
+
+impl HostArg {
+    /// The hosts asked for: the `-H` values, else `$CODEX_HOST`, else this
+    /// machine; `all` stands for the hosts file's lines. In the order given,
+    /// each once.
+    pub fn hosts(&self) -> anyhow::Result<Vec<Dest>> {
+        let words = self.words()?;
+        let mut out = Vec::new();
+        for w in words {
+            let dests = if w == ALL {
+                read_hosts_file()?
+            } else {
+                vec![Dest::parse(&w).map_err(anyhow::Error::msg)?]
+            };
+            for d in dests {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push(Dest::Local);
+        }
+        Ok(out)
+    }
+
+    /// The one host asked for, for the tools that act on one machine at a
+    /// time (`all` or several `-H` are refused).
+    pub fn one(&self) -> anyhow::Result<Dest> {
+        match self.hosts()?.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => bail!("this tool acts on one host at a time: give one -H DEST (or name the session as ID@DEST)"),
+        }
+    }
+
+    /// Whether a host was asked for at all (by `-H` or `$CODEX_HOST`):
+    /// listings then say which host each session is on.
+    pub fn given(&self) -> bool {
+        !self.hosts.is_empty() || default_word().is_some()
+    }
+
+    fn words(&self) -> anyhow::Result<Vec<String>> {
+        if !self.hosts.is_empty() {
+            return Ok(self.hosts.clone());
+        }
+        match default_word() {
+            Some(w) => {
+                parse_word(&w).map_err(|e| anyhow::anyhow!("${HOST_VAR}: {e}"))?;
+                Ok(vec![w])
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// `$CODEX_HOST`, when set and not empty.
+fn default_word() -> Option<String> {
+    std::env::var(HOST_VAR).ok().filter(|s| !s.is_empty())
+}
+
+/// The hosts file: `$XDG_CONFIG_HOME/codex-background/hosts`, else
+/// `~/.config/codex-background/hosts`.
+pub fn hosts_file() -> Option<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(config.join("codex-background").join("hosts"))
+}
+
+/// The hosts of the hosts file: one destination per line; blank lines and
+/// lines starting with `#` are skipped; `local` is this machine.
+pub fn read_hosts_file() -> anyhow::Result<Vec<Dest>> {
+    let path = hosts_file()
+        .context("--host all: no hosts file (neither XDG_CONFIG_HOME nor HOME is set)")?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--host all: reading the hosts file {} (one ssh destination per line)",
+            path.display()
+        )
+    })?;
+    parse_hosts(&text).with_context(|| format!("in the hosts file {}", path.display()))
+}
+
+fn parse_hosts(text: &str) -> anyhow::Result<Vec<Dest>> {
+    let mut out: Vec<Dest> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let d = Dest::parse(line).map_err(|e| anyhow::anyhow!("line {}: {e}", n + 1))?;
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    if out.is_empty() {
+        bail!("no host listed");
+    }
+    Ok(out)
+}
+
+/// Splits a selector `ID@DEST` into its session part and its host; a
+/// selector without `@` has no host of its own.
+pub fn split_selector(s: &str) -> Result<(&str, Option<Dest>), String> {
+    match s.split_once('@') {
+        None => Ok((s, None)),
+        Some((sel, dest)) => Ok((sel, Some(Dest::parse(dest)?))),
+    }
+}
+
+/// `id@DEST`, as the tools print a session of another host (and of this
+/// one in a listing of several hosts).
+pub fn qualified(id: &str, dest: &Dest) -> String {
+    format!("{id}@{dest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations() {
+        assert_eq!(Dest::parse("local"), Ok(Dest::Local));
+        assert_eq!(Dest::parse("me@box1"), Ok(Dest::Remote("me@box1".into())));
+        assert_eq!(
+            Dest::parse("ssh://me@box1:2222"),
+            Ok(Dest::Remote("ssh://me@box1:2222".into()))
+        );
+        for bad in ["", "-oProxyCommand=x", "a b", "a\nb"] {
+            assert!(Dest::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn selectors_split_at_the_first_at() {
+        assert_eq!(split_selector("crisp"), Ok(("crisp", None)));
+        assert_eq!(
+            split_selector("crisp@me@box1"),
+            Ok(("crisp", Some(Dest::Remote("me@box1".into()))))
+        );
+        assert_eq!(split_selector("3@local"), Ok(("3", Some(Dest::Local))));
+        assert!(split_selector("crisp@").is_err());
+    }
+
+    #[test]
+    fn hosts_file_lines() {
+        let hosts = parse_hosts("# lab\nbox1\n\n  me@box2  \nlocal\nbox1\n").unwrap();
+        assert_eq!(
+            hosts,
+            [
+                Dest::Remote("box1".into()),
+                Dest::Remote("me@box2".into()),
+                Dest::Local
+            ]
+        );
+        assert!(parse_hosts("# nothing\n").is_err());
+        assert!(parse_hosts("box1\n-bad\n").is_err());
+    }
+}
