@@ -7,7 +7,9 @@
 //! [`shared::SessionId`]), so `ID@DEST` splits at its first `@`:
 //! `crisp-owlet-3f2a@me@box1` is session `crisp-owlet-3f2a` on `me@box1`.
 
+use std::ffi::OsString;
 use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -204,6 +206,78 @@ pub fn qualified(id: &str, dest: &Dest) -> String {
     format!("{id}@{dest}")
 }
 
+/// Splits a tool's command line (without the program name) into its
+/// options with every `-H/--host` taken out, and the rest: from the first
+/// word that is not an option (a subcommand, a positional argument) or
+/// `--` on. Options are told apart by `cmd`'s definition (which take a
+/// value, which may be clustered), as clap reads them: `-H DEST`, `-HDEST`,
+/// `-tH DEST`, `--host DEST`, `--host=DEST`.
+pub fn strip_host_args(cmd: &clap::Command, args: &[OsString]) -> (Vec<OsString>, Vec<OsString>) {
+    let takes_value = |a: &clap::Arg| {
+        a.get_action().takes_values() && a.get_num_args().is_none_or(|n| n.min_values() > 0)
+    };
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let word = args[i].as_bytes();
+        if word == b"--" || !word.starts_with(b"-") || word == b"-" {
+            break;
+        }
+        if let Some(long) = word.strip_prefix(b"--") {
+            let (name, inline) = match long.iter().position(|&b| b == b'=') {
+                Some(eq) => (&long[..eq], true),
+                None => (long, false),
+            };
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_long().is_some_and(|l| l.as_bytes() == name));
+            let value_next = !inline && arg.is_some_and(takes_value);
+            if name == b"host" {
+                i += 1 + usize::from(value_next);
+                continue;
+            }
+            kept.push(args[i].clone());
+            if value_next {
+                kept.extend(args.get(i + 1).cloned());
+            }
+            i += 1 + usize::from(value_next);
+            continue;
+        }
+        // A cluster of short options: `-tH DEST`, `-nNAME`.
+        let mut cluster = b"-".to_vec();
+        let mut value_next = false;
+        let mut drop_next = false;
+        let mut j = 1;
+        while j < word.len() {
+            let c = word[j] as char;
+            let arg = cmd.get_arguments().find(|a| a.get_short() == Some(c));
+            if c == 'H' {
+                drop_next = j + 1 == word.len();
+                j = word.len();
+                continue;
+            }
+            cluster.push(word[j]);
+            if arg.is_some_and(takes_value) {
+                cluster.extend_from_slice(&word[j + 1..]);
+                value_next = j + 1 == word.len();
+                break;
+            }
+            j += 1;
+        }
+        if cluster.len() > 1 {
+            kept.push(OsString::from_vec(cluster));
+        }
+        i += 1;
+        if value_next {
+            kept.extend(args.get(i).cloned());
+            i += 1;
+        } else if drop_next {
+            i += 1;
+        }
+    }
+    (kept, args[i..].to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +304,46 @@ mod tests {
         );
         assert_eq!(split_selector("3@local"), Ok(("3", Some(Dest::Local))));
         assert!(split_selector("crisp@").is_err());
+    }
+
+    #[test]
+    fn host_options_come_out_wherever_they_are() {
+        use clap::{Arg, ArgAction, Command};
+        let cmd = Command::new("t")
+            .arg(
+                Arg::new("host")
+                    .short('H')
+                    .long("host")
+                    .action(ArgAction::Append),
+            )
+            .arg(Arg::new("name").short('n').long("name"))
+            .arg(
+                Arg::new("tty")
+                    .short('t')
+                    .long("tty")
+                    .action(ArgAction::SetTrue),
+            )
+            .arg(Arg::new("rest").num_args(0..));
+        let split = |w: &str| {
+            let args: Vec<OsString> = w.split(' ').map(OsString::from).collect();
+            let (a, b) = strip_host_args(&cmd, &args);
+            let show = |v: Vec<OsString>| {
+                v.iter()
+                    .map(|w| w.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            (show(a), show(b))
+        };
+        let want = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(split("-H box -t -- sh -H"), want("-t", "-- sh -H"));
+        assert_eq!(split("--host=box -n -H exec"), want("-n -H", "exec"));
+        assert_eq!(
+            split("-tHbox --name x exec -H y"),
+            want("-t --name x", "exec -H y")
+        );
+        assert_eq!(split("-tH box -nfoo repl"), want("-t -nfoo", "repl"));
+        assert_eq!(split("--host box -Hb2 --tty exec"), want("--tty", "exec"));
     }
 
     #[test]

@@ -264,6 +264,18 @@ pub fn interactive(dest: &str, tool: &str, args: &[OsString]) -> anyhow::Result<
         .map_err(|e| spawn_error(&e))
 }
 
+/// Shows what `tool` on `dest` said on stderr, one line each, escaped
+/// (it comes from another machine): `TOOL: DEST: what went wrong`.
+pub fn relay_stderr(tool: &str, dest: &str, stderr: &[u8]) {
+    let text = String::from_utf8_lossy(stderr);
+    let prefix = format!("{tool}: ");
+    let mut err = io::stderr().lock();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let line = line.strip_prefix(&prefix).unwrap_or(line);
+        let _ = writeln!(err, "{tool}: {dest}: {}", crate::text::line(line));
+    }
+}
+
 fn feed(child: &mut Child, input: Option<Vec<u8>>) -> Option<thread::JoinHandle<()>> {
     let input = input?;
     let mut stdin = child.stdin.take()?;
@@ -309,7 +321,7 @@ fn outcome(
     match trailer {
         Some((code, PROTOCOL)) => return Ok(code),
         Some((_, other)) => bail!(
-            "{dest}: {tool} there speaks remote protocol {other}, this one {PROTOCOL}: install the same version of the codex-* tools on both hosts"
+            "{tool} on {dest} speaks remote protocol {other}, this one {PROTOCOL}: install the same version of the codex-* tools on both hosts"
         ),
         None => {}
     }
@@ -324,10 +336,10 @@ fn outcome(
         Some(255) if last.is_empty() => bail!("cannot reach {dest} through ssh"),
         Some(255) => bail!("cannot reach {dest} through ssh: {last}"),
         Some(127) => bail!(
-            "{dest}: {tool} not found there: install the codex-* tools on {dest}, on the PATH of a non-interactive ssh session, in ~/.cargo/bin, or in a directory named by ${REMOTE_PATH_VAR} (see README: Many hosts)"
+            "{tool} not found on {dest}: install the codex-* tools there, on the PATH of a non-interactive ssh session, in ~/.cargo/bin, or in a directory named by ${REMOTE_PATH_VAR} (see README: Many hosts)"
         ),
         Some(code) => bail!(
-            "{dest}: {tool} there ended with status {code} without reporting as this version does: install the same version of the codex-* tools on both hosts{}",
+            "{tool} on {dest} ended with status {code} without reporting as this version does: install the same version of the codex-* tools on both hosts{}",
             if last.is_empty() { String::new() } else { format!(" ({last})") }
         ),
         None => bail!("ssh to {dest} was killed by a signal"),

@@ -2,7 +2,7 @@
 
 use ::cli::complete::{sessions, Sessions};
 use ::cli::usage::count;
-use ::cli::{Failure, RootArg, Tool};
+use ::cli::{Failure, HostArg, RootArg, Tool};
 use clap::Parser;
 use shared::Selector;
 
@@ -19,12 +19,15 @@ use crate::filter::Filter;
     after_help = "Filters: status=starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N.\nExit status: 0 listed (even with corrupt sessions); 1 failure; 2 usage error."
 )]
 pub struct Cli {
-    /// Sessions to show: ids, unique id prefixes, or row numbers [default: all].
+    /// Sessions to show: ids, unique id prefixes, or row numbers, each as ID@DEST for a session of another host [default: all].
     #[arg(value_name = "SELECTOR", add = sessions(Sessions::All))]
     pub selectors: Vec<String>,
 
     #[command(flatten)]
     pub root: RootArg,
+
+    #[command(flatten)]
+    pub host: HostArg,
 
     /// Print ids only, one per line.
     #[arg(short, long, conflicts_with = "json")]
@@ -50,6 +53,7 @@ pub struct Cli {
 impl Tool for Cli {
     fn check(&self) -> Result<(), Failure> {
         for s in &self.selectors {
+            let (s, _) = ::cli::host::split_selector(s).map_err(Failure::usage)?;
             Selector::parse(s, true).map_err(Failure::usage)?;
         }
         Ok(())
