@@ -278,6 +278,87 @@ pub fn strip_host_args(cmd: &clap::Command, args: &[OsString]) -> (Vec<OsString>
     (kept, args[i..].to_vec())
 }
 
+/// A tool's command line (without the program name) as the same tool on
+/// another host gets it: `-H/--host` and `--root` (this host's) taken out,
+/// and every positional `X@DEST` as `X`. Options are told apart by `cmd`'s
+/// definition, as in [`strip_host_args`].
+pub fn for_remote(cmd: &clap::Command, args: &[OsString]) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut rest = args.to_vec();
+    loop {
+        let (kept, after) = strip_host_args(cmd, &rest);
+        out.extend(drop_root(cmd, kept));
+        let Some(first) = after.first() else { break };
+        if first == "--" {
+            out.push(first.clone());
+            out.extend(after[1..].iter().map(local_part));
+            break;
+        }
+        out.push(local_part(first));
+        rest = after[1..].to_vec();
+    }
+    out
+}
+
+/// `X` of a word `X@DEST`; other words as they are.
+fn local_part(w: &OsString) -> OsString {
+    let b = w.as_bytes();
+    match b.iter().position(|&c| c == b'@') {
+        Some(at) => OsString::from_vec(b[..at].to_vec()),
+        None => w.clone(),
+    }
+}
+
+/// `options` without `--root DIR` / `--root=DIR` (clap's reading: its
+/// value, when separate, is the next word).
+fn drop_root(cmd: &clap::Command, options: Vec<OsString>) -> Vec<OsString> {
+    let has_root = cmd.get_arguments().any(|a| a.get_long() == Some("root"));
+    let mut out = Vec::new();
+    let mut words = options.into_iter();
+    while let Some(w) = words.next() {
+        if has_root && w == "--root" {
+            words.next();
+        } else if !(has_root && w.as_bytes().starts_with(b"--root=")) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// The one host that `selectors` (`ID@DEST` or plain) and `-H` name, for
+/// the tools that act on one host at a time; each selector is left
+/// without its `@DEST`. Plain selectors are on the `-H` host (else
+/// `$CODEX_HOST`, else this one).
+pub fn target(host: &HostArg, selectors: &mut [String]) -> anyhow::Result<Dest> {
+    let mut found: Option<Dest> = None;
+    let mut plain = selectors.is_empty();
+    for s in selectors.iter_mut() {
+        let (sel, dest) = split_selector(s).map_err(anyhow::Error::msg)?;
+        let sel = sel.to_string();
+        match dest {
+            Some(d) => {
+                if found.as_ref().is_some_and(|f| *f != d) {
+                    bail!("sessions of several hosts ({} and {d}): name sessions of one host at a time", found.unwrap());
+                }
+                found = Some(d);
+            }
+            None => plain = true,
+        }
+        *s = sel;
+    }
+    if plain || host.given() {
+        let d = host.one()?;
+        if found.as_ref().is_some_and(|f| *f != d) {
+            bail!(
+                "sessions of several hosts ({} and {d}): name sessions of one host at a time",
+                found.unwrap()
+            );
+        }
+        found = Some(d);
+    }
+    Ok(found.unwrap_or(Dest::Local))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +425,30 @@ mod tests {
         );
         assert_eq!(split("-tH box -nfoo repl"), want("-t -nfoo", "repl"));
         assert_eq!(split("--host box -Hb2 --tty exec"), want("--tty", "exec"));
+    }
+
+    #[test]
+    fn the_remote_command_line_loses_host_root_and_at_dest() {
+        use clap::{Arg, ArgAction, Command};
+        let cmd = Command::new("t")
+            .arg(
+                Arg::new("host")
+                    .short('H')
+                    .long("host")
+                    .action(ArgAction::Append),
+            )
+            .arg(Arg::new("root").long("root"))
+            .arg(Arg::new("lines").short('n'))
+            .arg(Arg::new("follow").short('f').action(ArgAction::SetTrue))
+            .arg(Arg::new("sel").num_args(0..));
+        let args: Vec<OsString> = "a@box1 -fn 5 --root /r b@box1 -H box1 --root=/s -- c@box1"
+            .split(' ')
+            .map(OsString::from)
+            .collect();
+        assert_eq!(
+            for_remote(&cmd, &args),
+            ["a", "-fn", "5", "b", "--", "c"].map(OsString::from)
+        );
     }
 
     #[test]

@@ -281,3 +281,189 @@ fn missing_tools_or_another_version_on_a_host_is_one_clear_line() {
     assert!(!sockets.is_empty());
     assert_eq!(mode(sockets[0].parent().unwrap()), 0o700);
 }
+
+#[test]
+fn tail_follows_a_remote_session_and_exits_with_its_code_never_sshs() {
+    let t = TestRoot::new("hosts-tail");
+    let Some(h) = SshHosts::start(&t, &[("box1", Install::Tools), ("down", Install::Down)]) else {
+        return;
+    };
+    let gate = t.path().join("gate");
+    let three = spawn_on(
+        &t,
+        &h,
+        "box1",
+        "three",
+        &format!("echo out-1; echo err-1 >&2; while [ ! -e {} ]; do sleep 0.05; done; echo out-2; exit 3", s(&gate)),
+    );
+    let tail = |args: &[&str]| h.tool(&t, "codex-tail").args(args).run();
+    // Printing: stdout to stdout, stderr to stderr.
+    assert!(eventually(WAIT, || tail(&[&three]).stdout_str() == "out-1\n"));
+    let out = tail(&[&three]);
+    out.expect_success();
+    assert_eq!(out.stderr_str(), "err-1\n");
+    // Following: the output as it comes, then the session's exit code.
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        fs::write(gate, "").unwrap();
+    });
+    let out = tail(&["-f", &three]);
+    opener.join().unwrap();
+    out.expect_code(3);
+    assert_eq!(out.stdout_str(), "out-1\nout-2\n");
+    assert_eq!(out.stderr_str(), "err-1\n");
+
+    // A session that itself exits 255 gives 255, with -H as well.
+    spawn_on(&t, &h, "box1", "ff", "echo bye; exit 255");
+    let out = tail(&["-H", "box1", "-f", "ff"]);
+    out.expect_code(255);
+    assert_eq!(out.stdout_str(), "bye\n");
+    // ssh's own failure is codex-tail's: 125, one line.
+    let out = tail(&["-f", "x@down"]);
+    out.expect_code(125);
+    let err = out.stderr_str();
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .starts_with("codex-tail: cannot reach down through ssh"),
+        "{err}"
+    );
+    // The remote codex-tail's own failure is passed on as it said it.
+    let out = tail(&["-f", "nosuch@box1"]);
+    out.expect_code(125);
+    out.expect_one_error_line("nosuch");
+    // Sessions of two hosts at once: refused.
+    let out = tail(&["three@box1", "x@down"]);
+    out.expect_code(1);
+    out.expect_one_error_line("one host at a time");
+}
+
+#[test]
+fn rm_takes_id_at_dest_from_stdin_one_ssh_call_per_host() {
+    let t = TestRoot::new("hosts-rm");
+    let Some(h) = two_hosts(&t) else { return };
+    t.spawn_id(&["-n", "here", "--", "true"]);
+    for (dest, name) in [
+        ("box1", "a1"),
+        ("box1", "a2"),
+        ("box2", "b1"),
+        ("box2", "b2"),
+    ] {
+        spawn_on(&t, &h, dest, name, "true");
+    }
+    spawn_on(&t, &h, "box2", "live", "sleep 60");
+    h.hosts_file("box1\nbox2\nlocal\n");
+    let exited = || {
+        h.tool(&t, "codex-ps")
+            .args(["-q", "--host", "all", "-f", "status=exited"])
+            .run()
+            .stdout_str()
+    };
+    assert!(
+        eventually(WAIT, || exited().lines().count() == 5),
+        "{}",
+        exited()
+    );
+    let ids = exited();
+    // Count the ssh calls through the wrapper: one per host.
+    let log = t.path().join("ssh-calls");
+    let wrapper = h.wrapper_dir().join("ssh");
+    let body = fs::read_to_string(&wrapper).unwrap();
+    fs::write(
+        &wrapper,
+        body.replacen("exec ", &format!("echo call >> {}\nexec ", s(&log)), 1),
+    )
+    .unwrap();
+    let out = h.tool(&t, "codex-rm").stdin(ids.clone()).run();
+    out.expect_success();
+    let mut removed: Vec<&str> = out.stdout_str().leak().lines().collect();
+    removed.sort_unstable();
+    // This host's sessions are printed as codex-rm always printed them.
+    assert_eq!(
+        removed,
+        ["a1@box1", "a2@box1", "b1@box2", "b2@box2", "here"]
+    );
+    assert_eq!(file_text(&log).lines().count(), 2, "one ssh call per host");
+    for n in ["a1", "a2"] {
+        assert!(!h.host("box1").root.join(n).exists());
+    }
+    assert!(!t.root().join("here").exists());
+    // A running one is refused without -f, then stopped with it.
+    let out = h.tool(&t, "codex-rm").args(["live@box2"]).run();
+    out.expect_code(1);
+    out.expect_one_error_line("codex-rm: box2: ");
+    let out = h
+        .tool(&t, "codex-rm")
+        .args(["-f", "--grace", "2s", "--json", "live@box2"])
+        .run();
+    out.expect_success();
+    let line = out.one_json();
+    assert_eq!(
+        (
+            line["host"].as_str(),
+            line["id"].as_str(),
+            line["removed"].as_bool()
+        ),
+        (Some("box2"), Some("live"), Some(true))
+    );
+    assert!(!h.host("box2").root.join("live").exists());
+}
+
+#[test]
+fn attach_through_ssh_t_detach_keys_restore_and_exit_code() {
+    if !need_program("tmux", "a terminal to attach in") {
+        return;
+    }
+    let t = TestRoot::new("hosts-attach");
+    let Some(h) = two_hosts(&t) else { return };
+    let out = h
+        .tool(&t, "codex-spawn")
+        .args([
+            "-H",
+            "box1",
+            "-n",
+            "sh1",
+            "-t",
+            "-e",
+            "PS1=in> ",
+            "-e",
+            "HISTFILE=/dev/null",
+        ])
+        .args(["--", "bash", "--norc", "--noprofile"])
+        .run();
+    out.expect_success();
+    let tmux = crate::attach::Outer::start(&t);
+    let env: Vec<String> = h
+        .env()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", sh_quote(&v.to_string_lossy())))
+        .chain([format!("PATH={}:$PATH", s(h.wrapper_dir()))])
+        .collect();
+    tmux.run(&format!("export {}", env.join(" ")));
+    let stty0 = tmux.run("stty -a");
+    let (n, _) = tmux.attach("sh1@box1", crate::attach::shell_attached);
+    tmux.type_line("echo $((6*7)) ~~");
+    tmux.wait_line("42 ~~");
+    // ssh's escape character is off: ~. is text for the program.
+    tmux.type_line("echo gone~.");
+    tmux.wait_line("gone~.");
+    tmux.keys(&["C-\\"]);
+    tmux.wait_rc(n, 0);
+    assert_eq!(tmux.run("stty -a"), stty0, "the terminal was not restored");
+    let rec = h.host("box1").root.join("sh1/session.json");
+    assert!(file_text(&rec).contains("\"running\""));
+    // Attach again, and let the session end with 7 while attached.
+    tmux.clear();
+    let (n, _) = tmux.attach("-H box1 sh1", |l| {
+        crate::attach::shell_attached(l) && l.iter().any(|l| l.contains("42 ~~"))
+    });
+    tmux.type_line("exit 7");
+    let screen = tmux.wait_rc(n, 7);
+    assert!(
+        screen.contains("[sh1 exited with code 7]"),
+        "{}",
+        screen_dump(&screen)
+    );
+    assert_eq!(tmux.run("stty -a"), stty0, "the terminal was not restored");
+}

@@ -261,6 +261,11 @@ impl SshHosts {
         cmd
     }
 
+    /// The directory of the ssh wrapper (for a tmux pane's PATH).
+    pub fn wrapper_dir(&self) -> &Path {
+        &self.wrapper_dir
+    }
+
     /// The control sockets of the shared connections now open.
     pub fn control_sockets(&self) -> Vec<PathBuf> {
         fs::read_dir(self.run.join("codex-background"))
