@@ -47,6 +47,29 @@ fn spawn_on_a_host_prints_id_at_host_and_runs_there_with_the_exact_argv() {
         .unwrap()
         .dir;
     assert_eq!(rec["cwd"].as_str(), login_dir.to_str(), "{rec}");
+
+    // --json: the session as codex-ps prints it, with its host.
+    let out = h
+        .tool(&t, "codex-spawn")
+        .args(["--host", "box2", "--json", "--", "true"])
+        .run();
+    out.expect_success();
+    let line = out.one_json();
+    assert_eq!(line["host"], "box2");
+    assert!(h
+        .host("box2")
+        .root
+        .join(line["id"].as_str().unwrap())
+        .exists());
+    // --host local is this machine, without ssh.
+    let out = h
+        .tool(&t, "codex-spawn")
+        .env("PATH", "/nonexistent")
+        .args(["--host", "local", "-n", "here", "--", "/bin/true"])
+        .run();
+    out.expect_success();
+    assert_eq!(out.stdout_str(), "here\n");
+    assert!(t.root().join("here").exists());
 }
 
 #[test]
