@@ -2,7 +2,8 @@
 //!
 //! - `ssh` is the one on `PATH`, reading the user's own ssh config (aliases,
 //!   keys, jump hosts, wrappers all work); we add `BatchMode=yes` (nothing
-//!   ever prompts and hangs a script), `-e none` (ssh's escape character
+//!   ever prompts and hangs a script), `LogLevel=ERROR` (its errors, not its
+//!   notices), `-e none` (ssh's escape character
 //!   never takes a key from codex-attach), and connection reuse: a
 //!   `ControlMaster` kept for a minute (`ControlPersist`) behind a socket
 //!   in a private directory of ours ([`control_dir`]).
@@ -124,7 +125,9 @@ pub fn remote_line(tool: &str, args: &[OsString], trailer: bool) -> Vec<u8> {
 /// `trailer`, the remote tool is asked for the exit-status trailer.
 pub fn command(dest: &str, tool: &str, args: &[OsString], tty: Tty, trailer: bool) -> Command {
     let mut cmd = Command::new("ssh");
-    cmd.args(["-o", "BatchMode=yes", "-e", "none"]);
+    // LogLevel=ERROR: ssh's errors still say why a host cannot be
+    // reached, but no "Shared connection to … closed." after an attach.
+    cmd.args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-e", "none"]);
     match control_dir() {
         Some(dir) => {
             let mut path = OsString::from("ControlPath=");

@@ -488,5 +488,10 @@ fn attach_through_ssh_t_detach_keys_restore_and_exit_code() {
         "{}",
         screen_dump(&screen)
     );
+    assert!(
+        !screen.contains("connection"),
+        "ssh's notices on screen: {}",
+        screen_dump(&screen)
+    );
     assert_eq!(tmux.run("stty -a"), stty0, "the terminal was not restored");
 }
