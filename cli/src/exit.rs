@@ -141,6 +141,17 @@ failure_from!(shared::Error, io::Error, serde_json::Error);
 /// runs `act` and returns the exit status for `main` to exit with. `act`
 /// returns the status of success (0, or a session's exit code).
 pub fn run<T: Tool>(act: impl FnOnce(T) -> Result<i32, Failure>) -> i32 {
+    // Run by another host's tool over ssh: the exit status also goes in
+    // band, since ssh's own failures share its 255 (see `crate::ssh`).
+    let remote = crate::ssh::take_remote_mode();
+    let code = run_tool::<T>(act);
+    if remote {
+        crate::ssh::write_trailer(code);
+    }
+    code
+}
+
+fn run_tool<T: Tool>(act: impl FnOnce(T) -> Result<i32, Failure>) -> i32 {
     let args: Vec<OsString> = std::env::args_os().collect();
     let name = T::command().get_name().to_string();
     if let Some(code) = complete::respond::<T>(&args) {

@@ -14,6 +14,8 @@
 //! - [`term`]: the terminal's size and whether to colour;
 //! - [`text`]: session data escaped for people (no control character
 //!   reaches the terminal);
+//! - [`host`]: `-H/--host DEST`, `$CODEX_HOST`, the hosts file and
+//!   `ID@DEST` selectors; [`ssh`]: running a tool on another host;
 //! - [`complete`]: shell completions (flags and session ids) and man pages,
 //!   generated from the clap definitions.
 
@@ -21,10 +23,13 @@
 
 pub mod complete;
 pub mod exit;
+pub mod host;
 pub mod root;
+pub mod ssh;
 pub mod term;
 pub mod text;
 pub mod usage;
 
 pub use exit::{run, Codes, Failure, Tool};
+pub use host::{Dest, HostArg};
 pub use root::RootArg;

@@ -63,7 +63,13 @@ enum Mode {
 /// Attaches as `cli` says; returns the exit status: 0 when detached, the
 /// session's exit code when it ended meanwhile (with a notice), or 128+N
 /// when signal N told codex-attach to go.
-pub fn run(cli: Cli) -> Result<i32, Failure> {
+pub fn run(mut cli: Cli) -> Result<i32, Failure> {
+    let mut selectors: Vec<String> = cli.selector.take().into_iter().collect();
+    let dest = ::cli::host::target(&cli.host, &mut selectors)?;
+    cli.selector = selectors.pop();
+    if let ::cli::Dest::Remote(dest) = dest {
+        return crate::remote::attach(&cli, &dest);
+    }
     let (id, mode, end) = attach(&cli)?;
     Ok(match end {
         End::Detached => {

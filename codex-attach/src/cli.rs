@@ -2,7 +2,7 @@
 
 use ::cli::complete::{sessions, Sessions};
 use ::cli::usage::count;
-use ::cli::{Codes, Failure, RootArg, Tool};
+use ::cli::{Codes, Failure, HostArg, RootArg, Tool};
 use clap::{ArgMatches, Parser};
 use shared::Selector;
 
@@ -22,12 +22,15 @@ use crate::keys::{self, DetachKeys};
     after_help = "Exit status: 0 detached; the session's exit code when it ends while attached (128+N for signal N); 125 when codex-attach fails (usage errors and a session that is not running included)."
 )]
 pub struct Cli {
-    /// The session: an id, a unique id prefix or a row number [default: the newest running session].
+    /// The session: an id, a unique id prefix or a row number, as ID@DEST on another host [default: the newest running session].
     #[arg(value_name = "SELECTOR", add = sessions(Sessions::Running))]
     pub selector: Option<String>,
 
     #[command(flatten)]
     pub root: RootArg,
+
+    #[command(flatten)]
+    pub host: HostArg,
 
     /// The keys that detach, such as ctrl-\ (the default), ctrl-p,ctrl-q or ctrl-a,d.
     #[arg(long, value_name = "KEYS", default_value = "ctrl-\\", value_parser = DetachKeys::parse)]
@@ -65,6 +68,7 @@ impl Tool for Cli {
 
     fn check(&self) -> Result<(), Failure> {
         if let Some(s) = &self.selector {
+            let (s, _) = ::cli::host::split_selector(s).map_err(Failure::usage)?;
             Selector::parse(s, true).map_err(Failure::usage)?;
         }
         Ok(())

@@ -4,6 +4,7 @@ mod attach;
 mod cli;
 mod display;
 mod keys;
+mod remote;
 mod term;
 
 fn main() {

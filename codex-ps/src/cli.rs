@@ -2,7 +2,7 @@
 
 use ::cli::complete::{sessions, Sessions};
 use ::cli::usage::{count, duration};
-use ::cli::{Codes, Failure, RootArg, Tool};
+use ::cli::{Codes, Failure, HostArg, RootArg, Tool};
 use clap::{ArgMatches, Parser};
 use shared::Selector;
 use std::time::Duration;
@@ -21,12 +21,15 @@ use crate::wait::Until;
     after_help = "Filters: status=queued|starting|running|exited|failed|lost|corrupt, kind=exec|repl|cmd, label=KEY, label=KEY=VALUE, exit=N, state=working|idle|blocked|done|failed, since=T, until=T (RFC 3339 or a duration ago: 7d), name=GLOB.\nExit status: 0 listed (even with corrupt sessions); 1 failure; 2 usage error.\nWith --wait: 0 if every session exited 0; for one session (or --wait=any) its exit code, as codex-tail -f; else 1 if any did not exit 0 (or ended without an exit code); 124 the --timeout ran out; 125 codex-ps's own failure or a usage error."
 )]
 pub struct Cli {
-    /// Sessions to show: ids, unique id prefixes, or row numbers [default: all].
+    /// Sessions to show: ids, unique id prefixes, or row numbers, each as ID@DEST for a session of another host [default: all].
     #[arg(value_name = "SELECTOR", add = sessions(Sessions::All))]
     pub selectors: Vec<String>,
 
     #[command(flatten)]
     pub root: RootArg,
+
+    #[command(flatten)]
+    pub host: HostArg,
 
     /// Print ids only, one per line.
     #[arg(short, long, conflicts_with = "json")]
@@ -75,7 +78,13 @@ impl Tool for Cli {
 
     fn check(&self) -> Result<(), Failure> {
         for s in &self.selectors {
+            let (s, _) = ::cli::host::split_selector(s).map_err(Failure::usage)?;
             Selector::parse(s, true).map_err(Failure::usage)?;
+        }
+        if self.wait.is_some() && crate::hosts::wanted(self) {
+            return Err(Failure::usage(
+                "--wait waits on this machine's sessions: run it on the host itself (ssh HOST codex-ps --wait ...)",
+            ));
         }
         Ok(())
     }

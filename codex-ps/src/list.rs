@@ -11,8 +11,12 @@ use crate::cli::Cli;
 use crate::table::{self, Look};
 use crate::wait::{self, Until};
 
-/// Lists the sessions `cli` asks for.
+/// Lists the sessions `cli` asks for (on other hosts too, when it names
+/// any: see [`crate::hosts`]).
 pub fn run(cli: Cli) -> Result<i32, Failure> {
+    if crate::hosts::wanted(&cli) {
+        return crate::hosts::run(cli);
+    }
     let selectors: Vec<Selector> = cli
         .selectors
         .iter()
@@ -23,23 +27,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         .list()
         .with_context(|| format!("listing {}", root.path().display()))?;
 
-    let mut rows: Vec<(usize, &Session)> = if selectors.is_empty() {
-        sessions.iter().enumerate().collect()
-    } else {
-        let mut picked = Vec::new();
-        for sel in &selectors {
-            let i = sel.find(&sessions)?;
-            if !picked.contains(&i) {
-                picked.push(i);
-            }
-        }
-        picked.sort_unstable();
-        picked.into_iter().map(|i| (i, &sessions[i])).collect()
-    };
-    rows.retain(|(_, s)| cli.filters.iter().all(|f| f.matches(s)));
-    if let Some(n) = cli.last {
-        rows.truncate(n);
-    }
+    let mut rows = pick(&cli, &selectors, &sessions)?;
     let waited;
     let mut code = 0;
     if let Some(until) = cli.wait {
@@ -125,4 +113,31 @@ fn wait_for(
         }
     };
     Ok((code, shown))
+}
+
+/// The rows of `sessions` (newest first) that `selectors` (all when none)
+/// and `cli`'s filters pick, with their row numbers; at most `--last`.
+pub fn pick<'a>(
+    cli: &Cli,
+    selectors: &[Selector],
+    sessions: &'a [Session],
+) -> shared::Result<Vec<(usize, &'a Session)>> {
+    let mut rows: Vec<(usize, &Session)> = if selectors.is_empty() {
+        sessions.iter().enumerate().collect()
+    } else {
+        let mut picked = Vec::new();
+        for sel in selectors {
+            let i = sel.find(sessions)?;
+            if !picked.contains(&i) {
+                picked.push(i);
+            }
+        }
+        picked.sort_unstable();
+        picked.into_iter().map(|i| (i, &sessions[i])).collect()
+    };
+    rows.retain(|(_, s)| cli.filters.iter().all(|f| f.matches(s)));
+    if let Some(n) = cli.last {
+        rows.truncate(n);
+    }
+    Ok(rows)
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod filter;
+mod hosts;
 mod list;
 mod table;
 mod wait;

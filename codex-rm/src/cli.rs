@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ::cli::complete::{sessions, Sessions};
 use ::cli::usage::duration;
-use ::cli::{Failure, RootArg, Tool};
+use ::cli::{Failure, HostArg, RootArg, Tool};
 use clap::Parser;
 use shared::Selector;
 
@@ -21,12 +21,15 @@ use shared::Selector;
     after_help = "Exit status: 0 all removed; 1 any failed (the others are still removed); 2 usage error."
 )]
 pub struct Cli {
-    /// Sessions to remove: ids or unique id prefixes; `-` reads them from stdin.
+    /// Sessions to remove: ids or unique id prefixes (ID@DEST on another host); `-` reads them from stdin.
     #[arg(value_name = "SELECTOR", add = sessions(Sessions::All))]
     pub selectors: Vec<String>,
 
     #[command(flatten)]
     pub root: RootArg,
+
+    #[command(flatten)]
+    pub host: HostArg,
 
     /// Stop running and starting sessions first, kill what a lost one left running, and remove a worktree holding uncommitted work (committing what it can first).
     #[arg(short, long)]
@@ -60,6 +63,7 @@ impl Tool for Cli {
             ));
         }
         for s in self.selectors.iter().filter(|s| *s != "-") {
+            let (s, _) = ::cli::host::split_selector(s).map_err(Failure::usage)?;
             Selector::parse(s, false).map_err(Failure::usage)?;
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! codex-rm: stop and remove background sessions, ids from arguments or stdin.
 
 mod cli;
+mod hosts;
 mod input;
 mod remove;
 mod stop;

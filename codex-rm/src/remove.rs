@@ -24,10 +24,20 @@ struct Outcome {
     error: Option<String>,
 }
 
-/// Removes every session `cli` names. Exits 1 if any failed.
+/// Removes every session `cli` names, those of other hosts through one
+/// ssh call per host. Exits 1 if any failed.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let cli = &cli;
-    let selectors = input::selectors(cli)?;
+    let (local, remote) = crate::hosts::split(cli, input::selectors(cli)?)?;
+    let mut all_ok = crate::hosts::remove(cli, &remote);
+    if !local.is_empty() || remote.is_empty() {
+        all_ok &= remove_here(cli, local)? == 0;
+    }
+    Ok(if all_ok { 0 } else { 1 })
+}
+
+/// Removes the sessions of this host that `selectors` name.
+fn remove_here(cli: &Cli, selectors: Vec<String>) -> Result<i32, Failure> {
     let root = cli.root.open(Access::Read)?;
     let mut ids: Vec<String> = root
         .ids()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ::cli::complete::{sessions, Sessions};
 use ::cli::usage::{duration, pair, size};
-use ::cli::{Codes, Failure, RootArg, Tool};
+use ::cli::{Codes, Failure, HostArg, RootArg, Tool};
 use clap::builder::TypedValueParser;
 use clap::error::{ContextKind, ErrorKind};
 use clap::{ArgMatches, Parser, Subcommand};
@@ -45,6 +45,9 @@ pub struct Cli {
 pub struct Options {
     #[command(flatten)]
     pub root: RootArg,
+
+    #[command(flatten)]
+    pub host: HostArg,
 
     /// Use NAME as the session id instead of a generated one.
     #[arg(short = 'n', long, value_name = "NAME")]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod codex;
+mod remote;
 mod rerun;
 mod spawn;
 mod worktree;

@@ -60,6 +60,9 @@ fn hooks(o: &crate::cli::Options) -> Option<shared::hooks::Hooks> {
 /// Runs codex-spawn (its command line already checked): creates the
 /// session, starts its supervisor and prints the id once the command runs.
 pub fn run(mut cli: Cli) -> Result<i32, Failure> {
+    if let ::cli::Dest::Remote(dest) = cli.options.host.one()? {
+        return crate::remote::spawn(&cli, &dest);
+    }
     let rerun = rerun::apply(&mut cli)?;
     if rerun.is_some() {
         // What the earlier session brought in is checked as if given.

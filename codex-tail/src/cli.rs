@@ -2,7 +2,7 @@
 
 use ::cli::complete::{sessions, Sessions};
 use ::cli::usage::count;
-use ::cli::{Codes, Failure, RootArg, Tool};
+use ::cli::{Codes, Failure, HostArg, RootArg, Tool};
 use clap::{ArgMatches, Parser, ValueEnum};
 use shared::{Selector, Timestamp};
 
@@ -17,12 +17,15 @@ use shared::{Selector, Timestamp};
     after_help = "Exit status: 0 printed; 1 failure; 2 usage error. With -f: the session's exit code (128+N when signal N killed it; the first non-zero of several), 125 when codex-tail fails or the session is lost or failed."
 )]
 pub struct Cli {
-    /// Sessions: ids, unique id prefixes, or row numbers [default: the newest].
+    /// Sessions: ids, unique id prefixes, or row numbers, as ID@DEST on another host [default: the newest].
     #[arg(value_name = "SELECTOR", add = sessions(Sessions::All))]
     pub selectors: Vec<String>,
 
     #[command(flatten)]
     pub root: RootArg,
+
+    #[command(flatten)]
+    pub host: HostArg,
 
     /// Lines to print: N (the last N), +N (from line N on) or all.
     #[arg(short = 'n', long = "lines", value_name = "N", default_value = "10", value_parser = Lines::parse)]
@@ -86,6 +89,7 @@ impl Tool for Cli {
     /// codex-ps.
     fn check(&self) -> Result<(), Failure> {
         for s in &self.selectors {
+            let (s, _) = ::cli::host::split_selector(s).map_err(Failure::usage)?;
             Selector::parse(s, true).map_err(Failure::usage)?;
         }
         Ok(())

@@ -14,7 +14,14 @@ use shared::output::{Line, Source, Window};
 use shared::render;
 
 /// Runs codex-tail; returns the exit status.
-pub fn run(cli: Cli) -> Result<i32, Failure> {
+pub fn run(mut cli: Cli) -> Result<i32, Failure> {
+    // A session of another host: that host's codex-tail, through ssh, its
+    // output straight to ours and its exit status passed on.
+    if let ::cli::Dest::Remote(dest) = ::cli::host::target(&cli.host, &mut cli.selectors)? {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        let args = ::cli::host::for_remote(&<Cli as clap::CommandFactory>::command(), &args);
+        return Ok(::cli::ssh::stream(&dest, "codex-tail", &args, None)?);
+    }
     let cli = &cli;
     let window = Window {
         which: cli.stream.into(),

@@ -13,6 +13,7 @@ mod exec;
 mod faults;
 mod fleet;
 mod hostile;
+mod hosts;
 mod load;
 mod ownership;
 mod promises;

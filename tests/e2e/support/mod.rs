@@ -25,6 +25,7 @@ pub mod model;
 mod procs;
 mod root;
 mod skip;
+mod sshd;
 mod tmux;
 
 pub use bin::*;
@@ -33,6 +34,7 @@ pub use foreign::*;
 pub use procs::*;
 pub use root::*;
 pub use skip::*;
+pub use sshd::*;
 pub use tmux::*;
 
 /// How long a command may run before it is killed and the test fails.
