@@ -234,7 +234,10 @@ fn replay(
         until: None,
         upto: Some(welcome.index_len as usize),
     };
-    for line in source.last_lines(lines, &window, false)? {
+    for mut line in source.last_lines(lines, &window, false)? {
+        if let Some(gap) = line.gap {
+            line.text = gap.text(line.stream).into_bytes();
+        }
         match line.stream {
             Stream::Stdout if rendered => {
                 let mut out = io::stdout().lock();
