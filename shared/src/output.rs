@@ -148,7 +148,7 @@ struct End {
     /// The index entry it was found in.
     entry: usize,
     /// Bytes dropped at `at`: a mark, not a line.
-    dropped: Option<u32>,
+    dropped: Option<u64>,
 }
 
 /// A session whose output is being read.
@@ -250,6 +250,15 @@ impl Source {
             }
             let k = e.stream.index();
             if e.kind == EntryKind::Dropped {
+                // One mark for a run of losses at one point (the index
+                // could be written between them).
+                let mut len = u64::from(e.len);
+                while let Some(d) = i.checked_sub(1).and_then(|j| ix.get(j)).filter(|d| {
+                    d.kind == EntryKind::Dropped && d.stream == e.stream && d.offset == e.offset
+                }) {
+                    len += u64::from(d.len);
+                    i -= 1;
+                }
                 // A mark where the bytes were lost; the text before it on
                 // its line is a line of its own.
                 if stream_end[k].is_none() {
@@ -262,7 +271,7 @@ impl Source {
                     newline: false,
                     time: e.time,
                     entry: i,
-                    dropped: Some(e.len),
+                    dropped: Some(len),
                 });
                 let before = e
                     .offset
@@ -337,7 +346,7 @@ impl Source {
             let k = end.stream.index();
             if let Some(len) = end.dropped {
                 next_start[k] = Some(end.at);
-                let gap = Gap::Dropped(u64::from(len));
+                let gap = Gap::Dropped(len);
                 emit(Line::gap(end.stream, gap, Some(end.time)));
                 continue;
             }
@@ -428,6 +437,11 @@ impl Source {
             }
         };
         if follow {
+            if self.index.as_ref().is_some_and(|ix| ix.first() == 0) {
+                // Following from the start: every byte is expected, so a
+                // byte rotated away unread is told.
+                self.next = [Some(0); 2];
+            }
             return self.advance_seq(w, [None, None], &mut |_, l| from_first(l));
         }
         // Up to the entries there are now; a stream's last line without
@@ -558,8 +572,12 @@ impl Source {
         };
         let count = ix.refresh().map_err(io::Error::other)?;
         let count = w.upto.map_or(count, |u| u.min(count));
+        // Entries up to this one were taken in with an earlier one.
+        let mut merged = 0;
         for i in self.pos.max(ix.first())..count {
-            let Some(e) = ix.get(i) else { continue };
+            let Some(e) = ix.get(i).filter(|_| i >= merged) else {
+                continue;
+            };
             let k = e.stream.index();
             if e.kind == EntryKind::Rotate {
                 if e.offset > self.logs[k].base() {
@@ -585,7 +603,22 @@ impl Source {
                 .min(end);
             self.next[k] = Some(end);
             let missed = from - next.unwrap_or(e.offset).min(from);
-            let dropped = (e.kind == EntryKind::Dropped).then_some(e.len);
+            let dropped = (e.kind == EntryKind::Dropped).then(|| {
+                // One mark for a run of losses at one point.
+                let mut len = u64::from(e.len);
+                let mut j = i + 1;
+                while let Some(d) = ix.get(j).filter(|d| {
+                    j < count
+                        && d.kind == EntryKind::Dropped
+                        && d.stream == e.stream
+                        && d.offset == e.offset
+                }) {
+                    len += u64::from(d.len);
+                    j += 1;
+                }
+                merged = j;
+                len
+            });
             if missed > 0 || dropped.is_some() {
                 // The line in progress ends here: what came of it is a
                 // line of its own, then the mark.
@@ -600,7 +633,7 @@ impl Source {
                     emit(i, Line::gap(e.stream, Gap::Missed(missed), time));
                 }
                 if let Some(len) = dropped.filter(|_| w.admits(e.time)) {
-                    emit(i, Line::gap(e.stream, Gap::Dropped(u64::from(len)), time));
+                    emit(i, Line::gap(e.stream, Gap::Dropped(len), time));
                 }
             }
             if e.kind != EntryKind::Data {
