@@ -2,7 +2,7 @@
 //! keys one way and output the other until detach or the session's end.
 
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -30,6 +30,9 @@ use crate::term::{self, Setup, Terminal};
 const TTY_REPLAY: u64 = 16 * 1024;
 /// How long a session still starting is waited for.
 const START_WAIT: Duration = Duration::from_secs(5);
+/// Input queued for the supervisor beyond which stdin is not read (the
+/// supervisor holds us back while the command does not take its input).
+const OUTBOX_MAX: usize = 256 * 1024;
 
 /// How an attachment ended.
 pub enum End {
@@ -153,6 +156,10 @@ fn attach(cli: &Cli) -> anyhow::Result<(SessionId, Mode, End)> {
         eof: cli.eof,
         events: (record.kind == Kind::Exec).then(Vec::new),
         signals: block_signals()?,
+        outbox: Vec::new(),
+        delivery: welcome.delivery,
+        syncing: false,
+        told: None,
     };
     if mode == Mode::Script && scripted {
         let mut input: Vec<u8> = cli.send.iter().flat_map(|t| t.bytes()).collect();
@@ -240,7 +247,10 @@ fn replay(
         until: None,
         upto: Some(welcome.index_len as usize),
     };
-    for line in source.last_lines(lines, &window, false)? {
+    for mut line in source.last_lines(lines, &window, false)? {
+        if let Some(gap) = line.gap {
+            line.text = gap.text(line.stream).into_bytes();
+        }
         match line.stream {
             Stream::Stdout if rendered => {
                 let mut out = io::stdout().lock();
@@ -309,6 +319,16 @@ struct Link {
     /// An exec session: its stdout rendered line by line; the line begun.
     events: Option<Vec<u8>>,
     signals: SignalFd,
+    /// Frames of input not yet taken by the supervisor (it holds us back
+    /// while the command's input backlog is full).
+    outbox: Vec<u8>,
+    /// The supervisor tells when input is delivered (sync frames).
+    delivery: bool,
+    /// Our input ended; waiting to hear that all of it was delivered.
+    syncing: bool,
+    /// What the supervisor said of our input's delivery at the session's
+    /// end, unasked.
+    told: Option<protocol::Delivered>,
 }
 
 impl Link {
@@ -326,11 +346,15 @@ impl Link {
             let (sock_ready, input_ready, sig_ready) = {
                 let stdin_handle = io::stdin();
                 let stdin: BorrowedFd<'_> = stdin_handle.as_fd();
+                let mut sock = PollFlags::POLLIN;
+                if !self.outbox.is_empty() {
+                    sock |= PollFlags::POLLOUT;
+                }
                 let mut fds = vec![
-                    PollFd::new(self.stream.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.stream.as_fd(), sock),
                     PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
                 ];
-                if read_input {
+                if read_input && !self.syncing && self.outbox.len() < OUTBOX_MAX {
                     fds.push(PollFd::new(stdin, PollFlags::POLLIN));
                 }
                 match poll(&mut fds, timeout) {
@@ -362,13 +386,25 @@ impl Link {
                     return Ok(end);
                 }
             }
+            if sock_ready && !self.outbox.is_empty() && self.flush_some().is_err() {
+                // The supervisor went (the session ended) with our input
+                // still queued.
+                return self.undelivered(None);
+            }
             if sock_ready {
-                let n = match self.stream.read(&mut buf) {
+                let n = match nix::sys::socket::recv(
+                    self.stream.as_raw_fd(),
+                    &mut buf,
+                    nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+                ) {
                     Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
                     Err(e) => return Err(e.into()),
                 };
                 if n == 0 {
+                    if self.mode == Mode::Script && (self.syncing || !self.outbox.is_empty()) {
+                        return self.undelivered(None);
+                    }
                     return self.lost();
                 }
                 inbuf.extend_from_slice(&buf[..n]);
@@ -380,7 +416,19 @@ impl Link {
                             err.write_all(&b)?;
                             err.flush()?;
                         }
+                        Frame::Exit(x) if self.mode == Mode::Script => {
+                            return self.ended_while_sending(x.code)
+                        }
                         Frame::Exit(x) => return Ok(End::Exited(x.code)),
+                        Frame::Delivered(d) if !self.syncing => self.told = Some(d),
+                        Frame::Delivered(d) => {
+                            if !d.delivered {
+                                let why = d.error.unwrap_or_else(|| "not delivered".into());
+                                bail!("{}: {}", self.id, ::cli::text::line(&why));
+                            }
+                            self.send(Frame::Detach)?;
+                            return Ok(End::Detached);
+                        }
                         Frame::Error(m) => bail!("{}: {m}", self.id),
                         _ => {}
                     }
@@ -442,7 +490,15 @@ impl Link {
             // End of input: piped input is all sent, or ctrl-d on a
             // terminal in line mode.
             if self.eof {
-                self.send(Frame::Close)?;
+                self.queue(Frame::Close);
+            }
+            if self.delivery && matches!(self.mode, Mode::Script | Mode::Lines) {
+                // Detach once the supervisor says all of it reached the
+                // command (or say why not).
+                self.queue(Frame::Sync);
+                self.syncing = true;
+                self.flush_some()?;
+                return Ok(None);
             }
             self.send(Frame::Detach)?;
             return Ok(Some(End::Detached));
@@ -453,10 +509,72 @@ impl Link {
                 self.on_keys(fed.pass, fed.detach)
             }
             _ => {
-                self.send(Frame::Input(buf[..n].to_vec()))?;
+                self.queue(Frame::Input(buf[..n].to_vec()));
+                self.flush_some()?;
                 Ok(None)
             }
         }
+    }
+
+    /// The session ended (with `code`) while we sent it piped input: fine
+    /// if all of it was sent and delivered; else an error saying so.
+    fn ended_while_sending(&mut self, code: i32) -> anyhow::Result<End> {
+        if let Some(d) = self.told.take().filter(|d| !d.delivered) {
+            return self.undelivered(d.error);
+        }
+        let more_input = {
+            let stdin = io::stdin();
+            let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+            let readable = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+                && fds[0]
+                    .revents()
+                    .is_some_and(|r| r.contains(PollFlags::POLLIN));
+            let mut byte = [0u8; 1];
+            readable && !self.syncing && io::stdin().lock().read(&mut byte).is_ok_and(|n| n > 0)
+        };
+        if !self.outbox.is_empty() || more_input || (self.syncing && self.delivery) {
+            return self.undelivered(None);
+        }
+        Ok(End::Exited(code))
+    }
+
+    /// Input did not reach the session: the error codex-attach ends with.
+    fn undelivered(&self, why: Option<String>) -> anyhow::Result<End> {
+        let session = Session::load(self.id.clone(), self.dir.clone());
+        let how = match session.record.ok().and_then(|r| r.exit_code) {
+            Some(code) => format!("it ended (exit code {code})"),
+            None => format!("it is {}", session.status),
+        };
+        let why = why.map_or_else(
+            || format!("{how} before all of the input was delivered"),
+            |w| format!("{} ({how})", ::cli::text::line(&w)),
+        );
+        bail!("{}: input lost: {why}", self.id)
+    }
+
+    /// Queues a frame behind the input not yet sent.
+    fn queue(&mut self, frame: Frame) {
+        self.outbox.extend_from_slice(&frame.encode());
+    }
+
+    /// Sends as much of the queued frames as the socket takes now.
+    fn flush_some(&mut self) -> io::Result<()> {
+        use nix::sys::socket::{send, MsgFlags};
+        while !self.outbox.is_empty() {
+            match send(
+                self.stream.as_raw_fd(),
+                &self.outbox,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            ) {
+                Ok(n) => {
+                    self.outbox.drain(..n);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Keys typed on a terminal, the detach sequence taken out: to the
@@ -473,7 +591,8 @@ impl Link {
         Ok(None)
     }
 
-    /// `--send`/`--keys`: the input, the end of input when asked, detach.
+    /// `--send`/`--keys`: the input, the end of input when asked, then,
+    /// once the supervisor says the input reached the command, detach.
     fn send_all(&mut self, input: Vec<u8>) -> anyhow::Result<End> {
         if !input.is_empty() {
             self.send(Frame::Input(input))?;
@@ -481,11 +600,33 @@ impl Link {
         if self.eof {
             self.send(Frame::Close)?;
         }
+        if self.delivery {
+            self.send(Frame::Sync)?;
+            let mut buf = Vec::new();
+            loop {
+                match Frame::read_from(&mut self.stream, &mut buf)? {
+                    Some(Frame::Delivered(d)) if d.delivered => break,
+                    Some(Frame::Delivered(d)) => {
+                        let why = d.error.unwrap_or_else(|| "not delivered".into());
+                        bail!("{}: {}", self.id, ::cli::text::line(&why));
+                    }
+                    Some(Frame::Exit(x)) => return Ok(End::Exited(x.code)),
+                    Some(Frame::Error(m)) => bail!("{}: {m}", self.id),
+                    Some(_) => {}
+                    None => return self.lost(),
+                }
+            }
+        }
         self.send(Frame::Detach)?;
         Ok(End::Detached)
     }
 
+    /// Sends a frame, after whatever input is still queued.
     fn send(&mut self, frame: Frame) -> io::Result<()> {
+        if !self.outbox.is_empty() {
+            let queued = std::mem::take(&mut self.outbox);
+            self.stream.write_all(&queued)?;
+        }
         frame.write_to(&mut self.stream)
     }
 

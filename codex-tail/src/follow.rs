@@ -41,6 +41,10 @@ pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyh
             })?;
             let session = Session::load(source.id.clone(), source.dir.clone());
             if !session.status.is_over() {
+                // A prompt or a progress bar shows before its newline.
+                source.partial_lines(w, &mut |line| {
+                    let _ = printer.line(&id, nth, &line);
+                });
                 continue;
             }
             // Over: whatever it wrote is in the logs now; take the rest.

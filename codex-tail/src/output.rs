@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use shared::layout::Stream;
 
-use shared::output::Line;
+use shared::output::{Gap, Line};
 
 use shared::render::render;
 
@@ -56,6 +56,24 @@ impl Printer {
     /// Prints one line of session `id` (the `nth` session shown).
     pub fn line(&mut self, id: &str, nth: usize, line: &Line) -> io::Result<()> {
         let mut buf = Vec::with_capacity(line.text.len() + 64);
+        if let (true, Some(gap)) = (self.json, line.gap) {
+            // A mark, not a line: `line` null, and what is missing.
+            buf.extend_from_slice(b"{\"id\":");
+            json_string(&mut buf, id.as_bytes());
+            let (key, n) = match gap {
+                Gap::Dropped(n) => ("dropped", n),
+                Gap::Missed(n) => ("missed", n),
+            };
+            let time = line
+                .time
+                .map_or("null".into(), |t| format!("\"{}\"", t.to_rfc3339_millis()));
+            let rest = format!(
+                ",\"stream\":\"{}\",\"time\":{time},\"line\":null,\"{key}\":{n}}}\n",
+                line.stream.as_str()
+            );
+            buf.extend_from_slice(rest.as_bytes());
+            return self.write(Stream::Stdout, &buf);
+        }
         if self.json {
             buf.extend_from_slice(b"{\"id\":");
             json_string(&mut buf, id.as_bytes());
@@ -98,7 +116,7 @@ impl Printer {
     /// wrote escaped, never interpreted by the terminal (lines that are not
     /// events included); else the line itself, bytes as written.
     pub fn display(&self, nth: usize, line: &Line) -> Vec<Line> {
-        if !(self.renders(nth) && line.stream == Stream::Stdout) {
+        if !(self.renders(nth) && line.stream == Stream::Stdout) || line.gap.is_some() {
             return vec![line.clone()];
         }
         let rendered: Vec<String> = match render(&line.text) {
@@ -132,6 +150,20 @@ impl Printer {
 
     /// Prints one line as it is, with the prefix and time asked for.
     fn plain(&mut self, id: &str, nth: usize, line: &Line) -> io::Result<()> {
+        match line.gap {
+            // Bytes lost at this point: a mark in their place, as a line.
+            Some(gap @ Gap::Dropped(_)) => {
+                let text = gap.text(line.stream).into_bytes();
+                let mark = Line::new(line.stream, text, line.time, false);
+                return self.plain(id, nth, &mark);
+            }
+            // This reader's own trouble: said on stderr.
+            Some(gap @ Gap::Missed(_)) => {
+                let msg = format!("codex-tail: {id}: {}\n", gap.text(line.stream));
+                return self.write(Stream::Stderr, msg.as_bytes());
+            }
+            None => {}
+        }
         let mut buf = Vec::with_capacity(line.text.len() + 64);
         let k = line.stream.index();
         if std::mem::replace(&mut self.mid[k], line.more) {

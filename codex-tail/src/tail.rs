@@ -229,10 +229,10 @@ pub fn closing_line(source: &Source) -> Option<Line> {
         return None;
     }
     let text = render::closing(session.record.as_ref().ok()?)?;
-    Some(Line {
-        stream: shared::layout::Stream::Stdout,
-        time: None,
-        text: text.into_bytes(),
-        more: false,
-    })
+    Some(Line::new(
+        shared::layout::Stream::Stdout,
+        text.into_bytes(),
+        None,
+        false,
+    ))
 }

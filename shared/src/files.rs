@@ -84,9 +84,10 @@ pub fn read_capped(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
 
 /// Creates a new file readable and writable by its owner only (0600,
 /// whatever the umask), close-on-exec, failing if anything exists at
-/// `path` (a symlink included).
+/// `path` (a symlink included). Opened for reading and writing.
 pub fn create_private(path: &Path) -> Result<File> {
     let f = OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)

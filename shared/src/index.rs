@@ -4,7 +4,8 @@
 //! bytes.
 //!
 //! The file starts with a 16-byte header (`CXINDEX` and a format byte, then
-//! zeros), followed by 24-byte little-endian entries:
+//! the number of the file's first entry, a little-endian u64), followed by
+//! 24-byte little-endian entries:
 //!
 //! | bytes | field |
 //! |---|---|
@@ -17,6 +18,19 @@
 //!
 //! The supervisor writes a chunk to its log before its entry, so an entry
 //! always points at bytes already in the log.
+//!
+//! **Entry numbers.** Entries are numbered from 0 for the session's first,
+//! and keep their number for good. With `--max-log-size` the supervisor
+//! compacts the index when a log rotates (see [`Writer::compact`]): it
+//! writes a new file holding only the entries whose bytes are still on
+//! disk, and renames it over the old one. The header's first-entry number
+//! says where the new file starts; entries that were still needed from
+//! before that point are moved just ahead of it (their numbers change, so
+//! a follower may meet them twice: readers skip bytes of a stream they
+//! already took in, by stream offset). A reader that finds the file
+//! replaced reopens it ([`Reader::refresh`]); a reader whose position was
+//! compacted away continues at the new file's first entry, and what it
+//! missed shows as a gap in the stream offsets.
 
 use std::fs::File;
 use std::io;
@@ -29,8 +43,15 @@ use crate::error::{Error, Result};
 use crate::layout::Stream;
 use crate::time::Timestamp;
 
-/// The header every index starts with.
+/// The header every index starts with (for a first entry numbered 0).
 pub const HEADER: [u8; 16] = *b"CXINDEX\x01\0\0\0\0\0\0\0\0";
+
+/// The header of an index file whose first entry is number `first`.
+fn header(first: u64) -> [u8; 16] {
+    let mut h = HEADER;
+    h[8..16].copy_from_slice(&first.to_le_bytes());
+    h
+}
 /// Size of one entry.
 pub const ENTRY_SIZE: usize = 24;
 
@@ -106,28 +127,42 @@ impl Entry {
 #[derive(Debug)]
 pub struct Writer {
     file: File,
+    path: PathBuf,
+    /// The number of the file's first entry.
+    first: u64,
+    /// Bytes in the file.
     len: u64,
 }
 
+/// Entries read at a time when an index is compacted.
+const COMPACT_BLOCK: usize = 2730;
+
 impl Writer {
-    /// Starts the index in `file`, a new empty file.
+    /// Starts the index in `file`, a new empty file at `path`.
     pub fn new(file: File, path: &Path) -> Result<Writer> {
         file.write_all_at(&HEADER, 0)
             .map_err(|e| Error::io("writing", path, e))?;
         Ok(Writer {
             file,
+            path: path.to_path_buf(),
+            first: 0,
             len: HEADER.len() as u64,
         })
     }
 
-    /// The number of entries written.
+    /// The number of entries written (the next entry's number).
     pub fn len(&self) -> u64 {
-        (self.len - HEADER.len() as u64) / ENTRY_SIZE as u64
+        self.first + (self.len - HEADER.len() as u64) / ENTRY_SIZE as u64
     }
 
     /// Whether no entry has been written.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The size of the index file in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.len
     }
 
     /// Appends one entry. A failed write (disk full) leaves no partial
@@ -136,7 +171,8 @@ impl Writer {
         self.append_all(std::slice::from_ref(entry))
     }
 
-    /// Appends several entries with one write.
+    /// Appends several entries with one write. On failure nothing counts
+    /// as written (a partial write is overwritten by the next one).
     pub fn append_all(&mut self, entries: &[Entry]) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(entries.len() * ENTRY_SIZE);
         for e in entries {
@@ -146,22 +182,114 @@ impl Writer {
         self.len += bytes.len() as u64;
         Ok(())
     }
+
+    /// Rewrites the index without the entries no reader needs any more:
+    /// the file then holds the entries from the last one `needed` refuses
+    /// on (their numbers kept), preceded by the ones `needed` keeps from
+    /// before that point, in order (renumbered just ahead of it). The new
+    /// file replaces the old by rename, so a reader never sees it half
+    /// written; on failure (a full disk) the old one stays. `tmp` is the
+    /// path of the new file while it is written.
+    pub fn compact(&mut self, tmp: &Path, needed: impl Fn(&Entry) -> bool) -> io::Result<()> {
+        let count = (self.len - HEADER.len() as u64) / ENTRY_SIZE as u64;
+        let at = |i: u64| HEADER.len() as u64 + i * ENTRY_SIZE as u64;
+        let mut block = vec![0u8; COMPACT_BLOCK * ENTRY_SIZE];
+        // The first entry from which every entry is kept (local number).
+        let mut cut = 0;
+        let mut hi = count;
+        'scan: while hi > 0 {
+            let lo = hi.saturating_sub(COMPACT_BLOCK as u64);
+            let bytes = &mut block[..((hi - lo) as usize * ENTRY_SIZE)];
+            self.file.read_exact_at(bytes, at(lo))?;
+            for (j, b) in bytes.chunks_exact(ENTRY_SIZE).enumerate().rev() {
+                if !Entry::decode(b).is_some_and(|e| needed(&e)) {
+                    cut = lo + j as u64 + 1;
+                    break 'scan;
+                }
+            }
+            hi = lo;
+        }
+        if cut == 0 {
+            return Ok(());
+        }
+        let mut kept = Vec::new();
+        let mut lo = 0;
+        while lo < cut {
+            let hi = (lo + COMPACT_BLOCK as u64).min(cut);
+            let bytes = &mut block[..((hi - lo) as usize * ENTRY_SIZE)];
+            self.file.read_exact_at(bytes, at(lo))?;
+            for b in bytes.chunks_exact(ENTRY_SIZE) {
+                if Entry::decode(b).is_some_and(|e| needed(&e)) {
+                    kept.extend_from_slice(b);
+                }
+            }
+            lo = hi;
+        }
+        let first = self.first + cut - (kept.len() / ENTRY_SIZE) as u64;
+        let result = (|| {
+            let _ = std::fs::remove_file(tmp);
+            let new = crate::files::create_private(tmp).map_err(io::Error::other)?;
+            new.write_all_at(&header(first), 0)?;
+            new.write_all_at(&kept, HEADER.len() as u64)?;
+            let mut to = (HEADER.len() + kept.len()) as u64;
+            let mut lo = cut;
+            while lo < count {
+                let hi = (lo + COMPACT_BLOCK as u64).min(count);
+                let bytes = &mut block[..((hi - lo) as usize * ENTRY_SIZE)];
+                self.file.read_exact_at(bytes, at(lo))?;
+                new.write_all_at(bytes, to)?;
+                to += bytes.len() as u64;
+                lo = hi;
+            }
+            std::fs::rename(tmp, &self.path)?;
+            Ok((new, to))
+        })();
+        match result {
+            Ok((new, len)) => {
+                self.file = new;
+                self.first = first;
+                self.len = len;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(tmp);
+                Err(e)
+            }
+        }
+    }
 }
 
 /// A reader's view of an index: the file mapped into memory, whole entries
-/// only, remapped when it grows. The supervisor only ever appends to an
-/// index, so the mapped part never shrinks under the reader.
+/// only, remapped when it grows, reopened when the supervisor replaced it
+/// (compaction). Entries are addressed by their number (see the module's
+/// documentation): those before [`Reader::first`] are gone.
 #[derive(Debug)]
 pub struct Reader {
     path: PathBuf,
     file: File,
     map: Option<Mmap>,
+    /// The number of the file's first entry.
+    first: usize,
+    /// Whole entries in the file, at the last look.
     count: usize,
 }
 
 impl Reader {
     /// Opens the index at `path` and checks its header.
     pub fn open(path: &Path) -> Result<Reader> {
+        let (file, first) = Reader::open_file(path)?;
+        let mut r = Reader {
+            path: path.to_path_buf(),
+            file,
+            map: None,
+            first,
+            count: 0,
+        };
+        r.refresh()?;
+        Ok(r)
+    }
+
+    fn open_file(path: &Path) -> Result<(File, usize)> {
         let file = crate::files::open_nofollow(path).map_err(|e| Error::io("opening", path, e))?;
         let mut header = [0u8; 16];
         let n = file
@@ -174,41 +302,66 @@ impl Reader {
                 hint: "it does not start with the index header",
             });
         }
-        let mut r = Reader {
-            path: path.to_path_buf(),
-            file,
-            map: None,
-            count: 0,
-        };
-        r.refresh()?;
-        Ok(r)
+        let first = u64::from_le_bytes(header[8..16].try_into().unwrap());
+        Ok((file, usize::try_from(first).unwrap_or(usize::MAX / 2)))
     }
 
-    /// Takes in the entries appended since the last look; returns how many
-    /// entries there are now.
+    /// Whether the file at the index's path is no longer the one open
+    /// (the supervisor compacted the index).
+    fn replaced(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Ok(now), Ok(open)) = (std::fs::symlink_metadata(&self.path), self.file.metadata())
+        else {
+            return false;
+        };
+        (now.dev(), now.ino()) != (open.dev(), open.ino())
+    }
+
+    /// Takes in the entries appended since the last look (reopening the
+    /// index when it was replaced); returns the number of the entry after
+    /// the last one there is now ([`Reader::len`]).
     pub fn refresh(&mut self) -> Result<usize> {
+        if self.map.is_some() && self.replaced() {
+            // Compacted: the new file. (Should it fail to open, the old
+            // one is still a consistent, if ageing, view.)
+            if let Ok((file, first)) = Reader::open_file(&self.path) {
+                if first >= self.first {
+                    self.file = file;
+                    self.first = first;
+                    self.count = 0;
+                    self.map = None;
+                }
+            }
+        }
         let len = self
             .file
             .metadata()
             .map_err(|e| Error::io("reading", &self.path, e))?
             .len() as usize;
         let count = len.saturating_sub(HEADER.len()) / ENTRY_SIZE;
-        if count > self.count {
+        if count > self.count || self.map.is_none() {
             let bytes = HEADER.len() + count * ENTRY_SIZE;
             // Safety: the mapping is read-only and covers only bytes that
             // exist; index files are append-only (the supervisor never
-            // truncates them), so the mapped range stays backed by the file.
+            // truncates one: compaction writes a new file), so the mapped
+            // range stays backed by the file.
             let map = unsafe { MmapOptions::new().len(bytes).map(&self.file) }
                 .map_err(|e| Error::io("mapping", &self.path, e))?;
             self.map = Some(map);
             self.count = count;
         }
-        Ok(self.count)
+        Ok(self.len())
     }
 
-    /// The number of whole entries seen at the last refresh.
+    /// The number of the first entry still in the index (0 until the
+    /// index was compacted).
+    pub fn first(&self) -> usize {
+        self.first
+    }
+
+    /// The number after the last entry seen at the last refresh.
     pub fn len(&self) -> usize {
-        self.count
+        self.first + self.count
     }
 
     /// Whether the index has no entries.
@@ -216,8 +369,10 @@ impl Reader {
         self.count == 0
     }
 
-    /// Entry `i` (0 is the oldest); `None` past the end or when invalid.
+    /// Entry number `i`; `None` past the end, before [`Reader::first`], or
+    /// when invalid.
     pub fn get(&self, i: usize) -> Option<Entry> {
+        let i = i.checked_sub(self.first)?;
         if i >= self.count {
             return None;
         }
@@ -229,7 +384,7 @@ impl Reader {
     /// start, from its last two rotation entries (0 when there were none).
     pub fn log_bases(&self, stream: Stream) -> (u64, u64) {
         let mut found = Vec::with_capacity(2);
-        for i in (0..self.count).rev() {
+        for i in (self.first..self.len()).rev() {
             match self.get(i) {
                 Some(e) if e.stream == stream && e.kind == EntryKind::Rotate => {
                     found.push(e.offset);
@@ -250,7 +405,7 @@ impl Reader {
 /// Reads every whole entry of the index at `path`.
 pub fn read_all(path: &Path) -> Result<Vec<Entry>> {
     let r = Reader::open(path)?;
-    Ok((0..r.len()).filter_map(|i| r.get(i)).collect())
+    Ok((r.first()..r.len()).filter_map(|i| r.get(i)).collect())
 }
 
 #[cfg(test)]

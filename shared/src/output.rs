@@ -50,6 +50,61 @@ pub struct Line {
     /// Whether this is a piece of a longer line whose rest comes in later
     /// lines of the same stream (so no newline follows it).
     pub more: bool,
+    /// Not output but a mark: bytes of `stream` missing at this point
+    /// (`text` is then empty).
+    pub gap: Option<Gap>,
+}
+
+/// Bytes of a stream missing from what a reader hands out, at the point
+/// where they are missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gap {
+    /// The supervisor could not log them (a full disk, a file size
+    /// limit): the index says so at the point of loss.
+    Dropped(u64),
+    /// A follower fell behind rotation (`--max-log-size`): they were
+    /// rotated away before it read them.
+    Missed(u64),
+}
+
+impl Gap {
+    /// The mark as people read it, for bytes of `stream`.
+    pub fn text(&self, stream: Stream) -> String {
+        match self {
+            Gap::Dropped(n) => format!(
+                "[{n} bytes of {} lost here: they could not be logged]",
+                stream.as_str()
+            ),
+            Gap::Missed(n) => format!(
+                "missed {n} bytes of {}: rotated away (--max-log-size) before they were read",
+                stream.as_str()
+            ),
+        }
+    }
+}
+
+impl Line {
+    /// A line of output (or a piece of one).
+    pub fn new(stream: Stream, text: Vec<u8>, time: Option<Timestamp>, more: bool) -> Line {
+        Line {
+            stream,
+            text,
+            time,
+            more,
+            gap: None,
+        }
+    }
+
+    /// A mark of bytes of `stream` missing at this point.
+    pub fn gap(stream: Stream, gap: Gap, time: Option<Timestamp>) -> Line {
+        Line {
+            stream,
+            text: Vec::new(),
+            time,
+            more: false,
+            gap: Some(gap),
+        }
+    }
 }
 
 /// The size of the pieces a long line is handed out in (see
@@ -81,13 +136,19 @@ const STREAMS: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
 /// How much of a chunk is read at a time when walking backward.
 const BACKWARD_BLOCK: u64 = 64 * 1024;
 
-/// The end of a line found by the backward walk.
+/// The end of a line found by the backward walk (or a mark of bytes
+/// dropped there).
 struct End {
     stream: Stream,
-    /// Stream offset of its `\n`, or of the end of the stream.
+    /// Stream offset of its `\n`, or of the end of the stream, or of the
+    /// point where bytes were dropped.
     at: u64,
     newline: bool,
     time: Timestamp,
+    /// The index entry it was found in.
+    entry: usize,
+    /// Bytes dropped at `at`: a mark, not a line.
+    dropped: Option<u64>,
 }
 
 /// A session whose output is being read.
@@ -106,6 +167,10 @@ pub struct Source {
     pending_at: [(usize, Timestamp); 2],
     /// Per stream: pieces of the line in progress were handed out.
     open: [bool; 2],
+    /// Per stream: the stream offset up to which its bytes were taken in
+    /// (none before the first), so that bytes are never taken twice and
+    /// bytes skipped are told.
+    next: [Option<u64>; 2],
     /// Hand out lines longer than [`PIECE`] in pieces (a [`Line`] with
     /// `more` set) rather than whole, so that memory stays bounded by the
     /// piece, not by the longest line. Only for readers that print lines
@@ -134,6 +199,7 @@ impl Source {
             pending: [Vec::new(), Vec::new()],
             pending_at: [(0, Timestamp::default()); 2],
             open: [false; 2],
+            next: [None; 2],
             pieces: false,
         })
     }
@@ -161,26 +227,72 @@ impl Source {
         };
         let indexed = w.upto.map_or(ix.len(), |u| u.min(ix.len()));
         let hi = match w.until {
-            Some(u) => (0..indexed)
+            Some(u) => (ix.first()..indexed)
                 .rev()
                 .find(|&i| ix.get(i).is_some_and(|e| e.time <= u))
-                .map_or(0, |i| i + 1),
+                .map_or(ix.first(), |i| i + 1),
             None => indexed,
         };
         let mut ends: Vec<End> = Vec::new();
         // Per stream: where its output ends at `hi`, once seen.
         let mut stream_end: [Option<u64>; 2] = [None, None];
+        // Per stream: its last event was a loss (no partial line after it).
+        let mut cut_last = [false; 2];
         let mut i = hi;
-        while i > 0 && ends.len() < n {
+        while i > ix.first() && ends.len() < n {
             i -= 1;
             let Some(e) = ix.get(i) else { continue };
-            if e.kind != EntryKind::Data || !w.which.wants(e.stream) {
+            if e.kind == EntryKind::Rotate || !w.which.wants(e.stream) {
                 continue;
             }
             if w.since.is_some_and(|s| e.time < s) {
                 break;
             }
             let k = e.stream.index();
+            if e.kind == EntryKind::Dropped {
+                // One mark for a run of losses at one point (the index
+                // could be written between them).
+                let mut len = u64::from(e.len);
+                while let Some(d) = i.checked_sub(1).and_then(|j| ix.get(j)).filter(|d| {
+                    d.kind == EntryKind::Dropped && d.stream == e.stream && d.offset == e.offset
+                }) {
+                    len += u64::from(d.len);
+                    i -= 1;
+                }
+                // A mark where the bytes were lost; the text before it on
+                // its line is a line of its own.
+                if stream_end[k].is_none() {
+                    stream_end[k] = Some(e.offset);
+                    cut_last[k] = true;
+                }
+                ends.push(End {
+                    stream: e.stream,
+                    at: e.offset,
+                    newline: false,
+                    time: e.time,
+                    entry: i,
+                    dropped: Some(len),
+                });
+                let before = e
+                    .offset
+                    .checked_sub(1)
+                    .filter(|&b| b >= self.logs[k].first());
+                let cut = match before {
+                    Some(b) => self.logs[k].read_range(b, e.offset)? != b"\n",
+                    None => false,
+                };
+                if cut && ends.len() < n {
+                    ends.push(End {
+                        stream: e.stream,
+                        at: e.offset,
+                        newline: false,
+                        time: e.time,
+                        entry: i,
+                        dropped: None,
+                    });
+                }
+                continue;
+            }
             // The chunk is read backward a block at a time: an entry can
             // stand for megabytes of bulk output, of which only the end
             // is wanted.
@@ -200,6 +312,8 @@ impl Source {
                             at: hi_off,
                             newline: false,
                             time: e.time,
+                            entry: i,
+                            dropped: None,
                         });
                     }
                 }
@@ -218,6 +332,8 @@ impl Source {
                         at: lo_off + p as u64,
                         newline: true,
                         time: e.time,
+                        entry: i,
+                        dropped: None,
                     });
                 }
                 hi_off = lo_off;
@@ -228,9 +344,20 @@ impl Source {
         let mut next_start: [Option<u64>; 2] = [None, None];
         for end in &ends {
             let k = end.stream.index();
+            if let Some(len) = end.dropped {
+                next_start[k] = Some(end.at);
+                let gap = Gap::Dropped(len);
+                emit(Line::gap(end.stream, gap, Some(end.time)));
+                continue;
+            }
             let start = match next_start[k] {
                 Some(s) => s,
-                None => self.logs[k].line_start(end.at)?,
+                None => {
+                    let start = self.logs[k].line_start(end.at)?;
+                    // A line does not reach back past bytes lost before it.
+                    self.drop_before(end.stream, end.entry, start, end.at)
+                        .unwrap_or(start)
+                }
             };
             next_start[k] = Some(end.at + u64::from(end.newline));
             let log = &self.logs[k];
@@ -245,19 +372,40 @@ impl Source {
                 time,
                 emit,
             )?;
-            emit(Line {
-                stream: end.stream,
-                text: rest,
-                time: Some(end.time),
-                more: false,
-            });
+            emit(Line::new(end.stream, rest, Some(end.time), false));
             self.open[k] = false;
+        }
+        if follow {
+            for k in 0..2 {
+                if cut_last[k] {
+                    // The line in progress starts after the loss.
+                    self.next[k] = stream_end[k];
+                }
+            }
         }
         self.pos = hi;
         if follow {
-            self.keep_partial_lines(hi, stream_end, w, emit)?;
+            self.keep_partial_lines(hi, stream_end, cut_last, w, emit)?;
         }
         Ok(())
+    }
+
+    /// The offset of the last loss of `stream`'s bytes in `start..=at`,
+    /// searching the index backward from entry `entry` (exclusive) to the
+    /// chunk holding `start`.
+    fn drop_before(&self, stream: Stream, entry: usize, start: u64, at: u64) -> Option<u64> {
+        let ix = self.index.as_ref()?;
+        for i in (ix.first()..entry).rev() {
+            let Some(e) = ix.get(i).filter(|e| e.stream == stream) else {
+                continue;
+            };
+            match e.kind {
+                EntryKind::Dropped if e.offset > start && e.offset <= at => return Some(e.offset),
+                EntryKind::Data if e.offset <= start => return None,
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Every line in `w` from line `first` (1-based) on, each handed to
@@ -289,6 +437,11 @@ impl Source {
             }
         };
         if follow {
+            if self.index.as_ref().is_some_and(|ix| ix.first() == 0) {
+                // Following from the start: every byte is expected, so a
+                // byte rotated away unread is told.
+                self.next = [Some(0); 2];
+            }
             return self.advance_seq(w, [None, None], &mut |_, l| from_first(l));
         }
         // Up to the entries there are now; a stream's last line without
@@ -302,7 +455,7 @@ impl Source {
         let count = w.upto.map_or(count, |u| u.min(count));
         let mut last: [Option<usize>; 2] = [None, None];
         let mut left = STREAMS.iter().filter(|&&s| w.which.wants(s)).count();
-        for i in (self.pos..count).rev() {
+        for i in (self.pos.max(ix.first())..count).rev() {
             if left == 0 {
                 break;
             }
@@ -347,7 +500,7 @@ impl Source {
             let mut i = ix.len();
             let mut from = ix.len();
             let mut cut = 0;
-            while i > 0 && left > 0 {
+            while i > ix.first() && left > 0 {
                 i -= 1;
                 let Some(e) = ix.get(i) else { continue };
                 if e.kind != EntryKind::Data || !w.which.wants(e.stream) || !w.admits(e.time) {
@@ -419,107 +572,138 @@ impl Source {
         };
         let count = ix.refresh().map_err(io::Error::other)?;
         let count = w.upto.map_or(count, |u| u.min(count));
-        for i in self.pos..count {
-            let Some(e) = ix.get(i) else { continue };
+        // Entries up to this one were taken in with an earlier one.
+        let mut merged = 0;
+        for i in self.pos.max(ix.first())..count {
+            let Some(e) = ix.get(i).filter(|_| i >= merged) else {
+                continue;
+            };
             let k = e.stream.index();
-            match e.kind {
-                // A rotation not yet known to the open files.
-                EntryKind::Rotate if e.offset > self.logs[k].base() => {
+            if e.kind == EntryKind::Rotate {
+                if e.offset > self.logs[k].base() {
+                    // A rotation not yet known to the open files.
                     self.logs[k].reopen(ix).map_err(io::Error::other)?
                 }
-                EntryKind::Rotate | EntryKind::Dropped => {}
-                EntryKind::Data if !w.which.wants(e.stream) => {}
-                EntryKind::Data => {
-                    let end = e.offset + u64::from(e.len);
-                    let first = self.logs[k].first();
-                    if end <= first {
-                        // Rotated away before it could be read.
-                        self.pending[k].clear();
-                        continue;
+                continue;
+            }
+            if !w.which.wants(e.stream) {
+                continue;
+            }
+            let end = e.offset + u64::from(e.len) * u64::from(e.kind == EntryKind::Data);
+            let next = self.next[k];
+            if next.is_some_and(|n| end < n || (end == n && e.kind == EntryKind::Data)) {
+                // Taken in already (an entry moved ahead by compaction).
+                continue;
+            }
+            // Where this entry's bytes start being there to read.
+            let from = e
+                .offset
+                .max(self.logs[k].first())
+                .max(next.unwrap_or(0))
+                .min(end);
+            self.next[k] = Some(end);
+            let missed = from - next.unwrap_or(e.offset).min(from);
+            let dropped = (e.kind == EntryKind::Dropped).then(|| {
+                // One mark for a run of losses at one point.
+                let mut len = u64::from(e.len);
+                let mut j = i + 1;
+                while let Some(d) = ix.get(j).filter(|d| {
+                    j < count
+                        && d.kind == EntryKind::Dropped
+                        && d.stream == e.stream
+                        && d.offset == e.offset
+                }) {
+                    len += u64::from(d.len);
+                    j += 1;
+                }
+                merged = j;
+                len
+            });
+            if missed > 0 || dropped.is_some() {
+                // The line in progress ends here: what came of it is a
+                // line of its own, then the mark.
+                let text = std::mem::take(&mut self.pending[k]);
+                let open = std::mem::take(&mut self.open[k]);
+                if open || !text.is_empty() {
+                    let (at, time) = self.pending_at[k];
+                    emit(at, Line::new(e.stream, text, Some(time), false));
+                }
+                let time = Some(e.time);
+                if missed > 0 && next.is_some() {
+                    emit(i, Line::gap(e.stream, Gap::Missed(missed), time));
+                }
+                if let Some(len) = dropped.filter(|_| w.admits(e.time)) {
+                    emit(i, Line::gap(e.stream, Gap::Dropped(len), time));
+                }
+            }
+            if e.kind != EntryKind::Data {
+                continue;
+            }
+            // A piece at a time, so that memory does not grow with the
+            // size of one read of the supervisor.
+            let mut at = from;
+            while at < end {
+                let chunk = self.logs[k].read_range(at, end.min(at + PIECE))?;
+                if chunk.is_empty() {
+                    break;
+                }
+                at += chunk.len() as u64;
+                let pending = &mut self.pending[k];
+                let mut rest = &chunk[..];
+                while let Some(p) = rest.iter().position(|&b| b == b'\n') {
+                    pending.extend_from_slice(&rest[..p]);
+                    let text = std::mem::take(pending);
+                    let open = std::mem::take(&mut self.open[k]);
+                    if open || w.admits(e.time) {
+                        emit(i, Line::new(e.stream, text, Some(e.time), false));
                     }
-                    let start = e.offset.max(first);
-                    if start > e.offset {
-                        // The start of this chunk is gone: so is the start of
-                        // the line in progress.
-                        self.pending[k].clear();
-                    }
-                    // A piece at a time, so that memory does not grow
-                    // with the size of one read of the supervisor.
-                    let mut at = start;
-                    while at < end {
-                        let chunk = self.logs[k].read_range(at, end.min(at + PIECE))?;
-                        if chunk.is_empty() {
-                            break;
-                        }
-                        at += chunk.len() as u64;
-                        let pending = &mut self.pending[k];
-                        let mut rest = &chunk[..];
-                        while let Some(p) = rest.iter().position(|&b| b == b'\n') {
-                            pending.extend_from_slice(&rest[..p]);
-                            let text = std::mem::take(pending);
-                            let open = std::mem::take(&mut self.open[k]);
-                            if open || w.admits(e.time) {
-                                let (stream, time, more) = (e.stream, Some(e.time), false);
-                                emit(
-                                    i,
-                                    Line {
-                                        stream,
-                                        text,
-                                        time,
-                                        more,
-                                    },
-                                );
-                            }
-                            rest = &rest[p + 1..];
-                        }
-                        pending.extend_from_slice(rest);
-                        if !rest.is_empty() {
-                            self.pending_at[k] = (i, e.time);
-                        }
-                        // A line longer than a piece is handed out as it
-                        // comes, unless lines are chosen by time (by their
-                        // end).
-                        if self.pieces
-                            && w.since.is_none()
-                            && w.until.is_none()
-                            && pending.len() as u64 >= PIECE
-                        {
-                            self.open[k] = true;
-                            let text = std::mem::take(pending);
-                            let (stream, time, more) = (e.stream, Some(e.time), true);
-                            emit(
-                                i,
-                                Line {
-                                    stream,
-                                    text,
-                                    time,
-                                    more,
-                                },
-                            );
-                        }
-                    }
-                    if close[k] == Some(i) {
-                        let text = std::mem::take(&mut self.pending[k]);
-                        let open = std::mem::take(&mut self.open[k]);
-                        if open || (!text.is_empty() && w.admits(e.time)) {
-                            let more = false;
-                            let (stream, time) = (e.stream, Some(e.time));
-                            emit(
-                                i,
-                                Line {
-                                    stream,
-                                    text,
-                                    time,
-                                    more,
-                                },
-                            );
-                        }
-                    }
+                    rest = &rest[p + 1..];
+                }
+                pending.extend_from_slice(rest);
+                if !rest.is_empty() {
+                    self.pending_at[k] = (i, e.time);
+                }
+                // A line longer than a piece is handed out as it comes,
+                // unless lines are chosen by time (by their end).
+                if self.pieces
+                    && w.since.is_none()
+                    && w.until.is_none()
+                    && pending.len() as u64 >= PIECE
+                {
+                    self.open[k] = true;
+                    let text = std::mem::take(pending);
+                    emit(i, Line::new(e.stream, text, Some(e.time), true));
+                }
+            }
+            if close[k] == Some(i) {
+                let text = std::mem::take(&mut self.pending[k]);
+                let open = std::mem::take(&mut self.open[k]);
+                if open || (!text.is_empty() && w.admits(e.time)) {
+                    emit(i, Line::new(e.stream, text, Some(e.time), false));
                 }
             }
         }
         self.pos = count;
         Ok(())
+    }
+
+    /// Following: hands out, as pieces (see [`Source::pieces`]), the lines
+    /// still missing their newline (a prompt, a progress bar), so that
+    /// they show before their end comes. Their rest comes later as the
+    /// end of the line. Not when lines are chosen by time (by their end).
+    pub fn partial_lines(&mut self, w: &Window, emit: &mut dyn FnMut(Line)) {
+        if !self.pieces || w.since.is_some() || w.until.is_some() {
+            return;
+        }
+        for stream in STREAMS {
+            let k = stream.index();
+            if self.pending[k].is_empty() {
+                continue;
+            }
+            self.open[k] = true;
+            let text = std::mem::take(&mut self.pending[k]);
+            emit(Line::new(stream, text, Some(self.pending_at[k].1), true));
+        }
     }
 
     /// The lines still missing their newline, once the session is over.
@@ -534,12 +718,7 @@ impl Source {
                 let time = Some(at[s.index()].1).filter(|t| *t != Timestamp::default());
                 // A line handed out in pieces still gets its end.
                 let open = std::mem::take(&mut open[s.index()]);
-                (open || !text.is_empty()).then_some(Line {
-                    stream: s,
-                    text,
-                    time,
-                    more: false,
-                })
+                (open || !text.is_empty()).then_some(Line::new(s, text, time, false))
             })
             .collect()
     }
@@ -550,20 +729,30 @@ impl Source {
         &mut self,
         hi: usize,
         mut stream_end: [Option<u64>; 2],
+        mut cut_last: [bool; 2],
         w: &Window,
         emit: &mut dyn FnMut(Line),
     ) -> io::Result<()> {
         let Some(ix) = &self.index else { return Ok(()) };
         for stream in STREAMS.into_iter().filter(|&s| w.which.wants(s)) {
             let k = stream.index();
-            if stream_end[k].is_none() && self.logs[k].end() > 0 {
-                stream_end[k] = (0..hi)
+            if stream_end[k].is_none() {
+                let last = (ix.first()..hi)
                     .rev()
                     .filter_map(|i| ix.get(i))
-                    .find(|e| e.stream == stream && e.kind == EntryKind::Data)
-                    .map(|e| e.offset + u64::from(e.len));
+                    .find(|e| e.stream == stream && e.kind != EntryKind::Rotate);
+                cut_last[k] = last.is_some_and(|e| e.kind == EntryKind::Dropped);
+                stream_end[k] = last.map(|e| match e.kind {
+                    EntryKind::Data => e.offset + u64::from(e.len),
+                    _ => e.offset,
+                });
             }
-            let Some(end) = stream_end[k] else { continue };
+            // Bytes from here on are new to this reader (so it can tell
+            // which it missed).
+            self.next[k] = stream_end[k].or((ix.first() == 0).then_some(0));
+            let Some(end) = stream_end[k].filter(|_| !cut_last[k]) else {
+                continue;
+            };
             let start = self.logs[k].line_start(end)?;
             let time = hi.checked_sub(1).and_then(|i| ix.get(i)).map(|e| e.time);
             if let Some(time) = time {
@@ -590,12 +779,11 @@ impl Source {
             }
             let all: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
             let skip = n.map_or(0, |n| all.len().saturating_sub(n));
-            lines.extend(all[skip..].iter().map(|t| Line {
-                stream,
-                text: t.to_vec(),
-                time: None,
-                more: false,
-            }));
+            lines.extend(
+                all[skip..]
+                    .iter()
+                    .map(|t| Line::new(stream, t.to_vec(), None, false)),
+            );
         }
         Ok(lines)
     }
@@ -621,12 +809,7 @@ fn emit_pieces(
         }
         at += text.len() as u64;
         *open = true;
-        emit(Line {
-            stream,
-            text,
-            time,
-            more: true,
-        });
+        emit(Line::new(stream, text, time, true));
     }
     log.read_range(at, end)
 }

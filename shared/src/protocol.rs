@@ -13,6 +13,8 @@
 //! | `Z` resize | client → supervisor | `u16` columns, `u16` rows (LE) |
 //! | `C` close | client → supervisor | empty: no more input (the end of a `--stdin` session's input; a tty session's end-of-file character) |
 //! | `D` detach | client → supervisor | empty |
+//! | `S` sync | client → supervisor | empty: answer `K` once all the input sent before it is delivered |
+//! | `K` delivered | supervisor → client | JSON [`Delivered`]: the answer to `S` |
 //! | `O` stdout | supervisor → client | bytes the command wrote (a tty session's only stream) |
 //! | `E` stderr | supervisor → client | bytes the command wrote to stderr |
 //! | `X` exit | supervisor → client | JSON [`Exit`], sent after the final record is written |
@@ -22,6 +24,16 @@
 //! the client checks the same of the socket's server, and gives it
 //! [`HANDSHAKE_TIMEOUT`] to answer, so that a socket some other program
 //! put in the session's place is refused rather than hung on.
+//!
+//! **Input is never dropped.** While the command's input backlog is full
+//! the supervisor stops reading the clients that send input (they block,
+//! back-pressure), rather than dropping bytes. A client that must know its
+//! input arrived (codex-attach before it exits on the end of piped input)
+//! sends `S`; the supervisor answers `K` once every byte received before
+//! the `S` has been written to the command's stdin pipe or terminal, or
+//! with an error once that can no longer happen (the command stopped
+//! reading its input, or the input was closed). A supervisor that answers
+//! `S` says so in its welcome (`delivery`).
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -72,6 +84,19 @@ pub struct Welcome {
     pub stdout_len: u64,
     /// Bytes logged on stderr when the client joined.
     pub stderr_len: u64,
+    /// The supervisor answers [`Frame::Sync`] (older ones do not).
+    #[serde(default)]
+    pub delivery: bool,
+}
+
+/// The answer to [`Frame::Sync`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivered {
+    /// Every byte of input sent before the sync reached the command.
+    pub delivered: bool,
+    /// Why not, when not.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// How the session ended, sent to attached clients.
@@ -99,6 +124,10 @@ pub enum Frame {
     Close,
     /// The client leaves.
     Detach,
+    /// Asks to be told once the input sent so far is delivered.
+    Sync,
+    /// The answer to [`Frame::Sync`].
+    Delivered(Delivered),
     /// Output on stdout (or the terminal).
     Stdout(Vec<u8>),
     /// Output on stderr.
@@ -123,6 +152,8 @@ impl Frame {
             }
             Frame::Close => (b'C', Vec::new().into()),
             Frame::Detach => (b'D', Vec::new().into()),
+            Frame::Sync => (b'S', Vec::new().into()),
+            Frame::Delivered(d) => (b'K', json(d).into()),
             Frame::Stdout(b) => (b'O', b.as_slice().into()),
             Frame::Stderr(b) => (b'E', b.as_slice().into()),
             Frame::Exit(x) => (b'X', json(x).into()),
@@ -161,6 +192,8 @@ impl Frame {
             ),
             b'C' => Frame::Close,
             b'D' => Frame::Detach,
+            b'S' => Frame::Sync,
+            b'K' => Frame::Delivered(parse(&payload)?),
             b'O' => Frame::Stdout(payload),
             b'E' => Frame::Stderr(payload),
             b'X' => Frame::Exit(parse(&payload)?),
@@ -302,8 +335,14 @@ mod tests {
                 index_len: 7,
                 stdout_len: 9,
                 stderr_len: 0,
+                delivery: true,
             }),
             Frame::Input(b"ls\r".to_vec()),
+            Frame::Sync,
+            Frame::Delivered(Delivered {
+                delivered: false,
+                error: Some("gone".into()),
+            }),
             Frame::Resize(132, 43),
             Frame::Close,
             Frame::Detach,

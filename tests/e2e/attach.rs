@@ -648,3 +648,56 @@ fn terminal_queries_are_answered_while_nobody_is_attached() {
         "the answer should be ESC [ 30 ; 1 R: {log:?}"
     );
 }
+
+/// Several MiB piped through codex-attach into a `--stdin` session whose
+/// command does not read at first arrive whole: the supervisor holds the
+/// client back while the command's input backlog is full (it used to
+/// drop what passed 1 MiB, and codex-attach still exited 0), and
+/// codex-attach exits 0 only once the supervisor says all of it was
+/// delivered. When delivery truly fails (the command stops reading and
+/// ends), codex-attach says so and exits non-zero.
+#[test]
+fn piped_input_of_several_mib_arrives_whole_or_codex_attach_says_it_did_not() {
+    let t = TestRoot::new("attach-input-whole");
+    let data: Vec<u8> = (0..6u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let file = t.path().join("data");
+    fs::write(&file, &data).unwrap();
+    let want = t.command("sha256sum").arg(&file).run();
+    want.expect_success();
+    let want = want.stdout_str()[..64].to_string();
+
+    // The command reads nothing for a second: the backlog fills.
+    let id = t.spawn_id(&["-i", "--", "sh", "-c", "sleep 1; sha256sum"]);
+    let out = attach_cmd(&t, &["--eof", &id])
+        .stdin(data.clone())
+        .timeout(Duration::from_secs(60))
+        .run();
+    out.expect_success();
+    let rec = t.wait_ended(&id, WAIT);
+    assert_eq!(rec["exit_code"], 0, "{rec:#}");
+    let got = String::from_utf8_lossy(&t.read(&id, "stdout.log")).into_owned();
+    assert_eq!(
+        got,
+        format!("{want}  -\n"),
+        "the command did not get the {} bytes piped in",
+        data.len()
+    );
+
+    // A command that stops reading after 10 bytes and ends: the rest can
+    // never be delivered, and codex-attach says so.
+    let id = t.spawn_id(&["-i", "--", "sh", "-c", "head -c 10 >/dev/null; sleep 0.5"]);
+    let out = attach_cmd(&t, &[&id])
+        .stdin(data)
+        .timeout(Duration::from_secs(60))
+        .run();
+    out.check(
+        out.code().is_some_and(|c| c != 0),
+        "codex-attach exited 0 though its input was not delivered",
+    );
+    out.check(
+        out.stderr_str().contains("input lost"),
+        "codex-attach does not say the input was lost",
+    );
+}

@@ -625,6 +625,63 @@ fn a_full_disk_drops_output_but_the_session_runs_to_its_end() {
     drop(t);
 }
 
+/// Bytes dropped on a full disk leave a mark where they were lost in what
+/// codex-tail prints (`-n all`, `-n N`, `-f`), and `--json` says so with
+/// an object of its own (`"dropped": N`), instead of the text before and
+/// after joining into a line the program never wrote.
+#[test]
+fn bytes_lost_on_a_full_disk_leave_a_mark_where_they_were_lost() {
+    let t = TestRoot::new("f-full-mark");
+    let Some(_tmpfs) = Tmpfs::mount(&t, t.root(), "2m") else {
+        return;
+    };
+    let filler = t.root().join(".filler");
+    fs::write(&filler, vec![1u8; 1 << 20]).unwrap();
+    let (full, go) = (t.path().join("full"), t.path().join("go"));
+    let script = "printf 'before-'; head -c 3000000 /dev/zero | tr '\\0' x; : > \"$0\"; \
+                  while [ ! -e \"$1\" ]; do sleep 0.02; done; echo -after; echo last";
+    let id = t.spawn_id(&["--", "sh", "-c", script, s(&full), s(&go)]);
+    assert!(wait_file(&full, WAIT), "the flood never ended");
+    fs::remove_file(&filler).unwrap();
+    fs::write(&go, "").unwrap();
+    let rec = t.wait_ended(&id, WAIT);
+    let dropped = int(&rec, "dropped_bytes");
+    assert!(dropped > 0, "nothing dropped on a 2 MiB disk: {rec:#}");
+    let mark = format!("[{dropped} bytes of stdout lost here: they could not be logged]");
+
+    let all = t.tool("codex-tail", &["-n", "all", &id]);
+    all.expect_success();
+    let text = all.stdout_str();
+    let lines: Vec<&str> = text.lines().collect();
+    all.check(
+        lines.len() == 4
+            && lines[0].starts_with("before-xxx")
+            && lines[0].bytes().skip(7).all(|b| b == b'x')
+            && lines[1] == mark
+            && lines[2] == "-after"
+            && lines[3] == "last",
+        &format!("not: the text before, the mark {mark:?}, the text after"),
+    );
+    let last = t.tool("codex-tail", &["-n", "3", &id]);
+    last.check(
+        last.stdout_str() == format!("{mark}\n-after\nlast\n"),
+        "-n 3 is not the mark and the lines after it",
+    );
+    let follow = t.tool("codex-tail", &["-f", "-n", "+1", &id]);
+    follow.check(follow.stdout_str() == text, "-f -n +1 differs from -n all");
+    let json = t.tool("codex-tail", &["--json", "-n", "3", &id]);
+    let v = json.json_lines();
+    json.check(
+        v.len() == 3
+            && v[0]["dropped"] == dropped
+            && v[0]["line"].is_null()
+            && v[0]["stream"] == "stdout"
+            && v[1]["line"] == "-after",
+        "--json does not say where the bytes were dropped",
+    );
+    drop(t);
+}
+
 // ---------------------------------------------------------------------
 // 5. What the command does
 

@@ -933,3 +933,191 @@ fn follow_a_paced_rotating_session_loses_nothing() {
         nums[0]
     );
 }
+
+// ---------------------------------------------------------------------
+// Following across rotation, and partial lines.
+// ---------------------------------------------------------------------
+
+/// With `--max-log-size`, a session of many small writes keeps its index
+/// bounded (compacted with the logs: it used to grow 24 bytes a write for
+/// good); a follower stopped while the logs rotate several times says, on
+/// stderr and exactly, how many bytes it missed (it used to skip them
+/// silently), and prints every line still in the logs.
+#[test]
+fn a_follower_behind_rotation_says_what_it_missed_and_the_index_stays_bounded() {
+    let t = TestRoot::new("tail-rotate-missed");
+    let (go, end) = (t.path().join("go"), t.path().join("end"));
+    // One write per line, each read on its own (not coalesced into one
+    // index entry by a supervisor that fell behind).
+    let script = "while [ ! -e \"$0\" ]; do sleep 0.02; done; \
+                  seq 1 80000 | while read i; do echo $i; done; \
+                  while [ ! -e \"$1\" ]; do sleep 0.02; done";
+    let id = t.spawn_id(&[
+        "--max-log-size",
+        "4k",
+        "--",
+        "sh",
+        "-c",
+        script,
+        s(&go),
+        s(&end),
+    ]);
+    let mut f = Follower::start(&t, &["-f", "-n", "all", &id]);
+    thread::sleep(Duration::from_millis(300));
+    let pid = Pid::from_raw(f.child.id() as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    fs::write(&go, "").unwrap();
+    let written: i64 = (1..=80000)
+        .map(|i: i64| i.to_string().len() as i64 + 1)
+        .sum();
+    let index = t.session_dir(&id).join("index");
+    let mut biggest = 0;
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            biggest = biggest.max(fs::metadata(&index).map_or(0, |m| m.len()));
+            let ps = t.tool("codex-ps", &["--json", &id]);
+            ps.one_json()["stdout_bytes"].as_i64() == Some(written)
+        }),
+        "the session did not write its lines\n{}",
+        t.listing()
+    );
+    kill(pid, Signal::SIGCONT).unwrap();
+    fs::write(&end, "").unwrap();
+    let (code, lines, err) = f.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let index_size = fs::metadata(&index).unwrap().len();
+    assert!(
+        biggest.max(index_size) < 64 * 1024,
+        "the index grew to {} bytes for 8 KiB of logs (80,000 writes)",
+        biggest.max(index_size)
+    );
+
+    let text = String::from_utf8_lossy(&lines.concat()).into_owned();
+    // A line 0 before the first, so that a hole at the start is one too.
+    let printed: Vec<&str> = std::iter::once("0").chain(text.lines()).collect();
+    let nums: Vec<u64> = printed.iter().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(
+        nums.last(),
+        Some(&80000),
+        "the last line is missing; stderr: {err}"
+    );
+    // What it printed: lines in order with one hole, what it missed; the
+    // first line after the hole may be the end of a line whose start was
+    // rotated away.
+    let i = nums
+        .windows(2)
+        .position(|w| w[1] != w[0] + 1)
+        .expect("the follower missed nothing: no test");
+    let a = nums[i];
+    let (b, fragment) = match nums.get(i + 2) {
+        Some(&n) if n != nums[i + 1] + 1 => (n, printed[i + 1].len() as u64 + 1),
+        _ => (nums[i + 1], 0),
+    };
+    assert!(
+        nums[i + 1..]
+            .windows(2)
+            .skip(usize::from(fragment > 0))
+            .all(|w| w[1] == w[0] + 1),
+        "more than one hole"
+    );
+    if fragment > 0 {
+        assert!(
+            (b - 1).to_string().ends_with(printed[i + 1]),
+            "not a fragment"
+        );
+    }
+    let missed_bytes: u64 = (a + 1..b)
+        .map(|i| i.to_string().len() as u64 + 1)
+        .sum::<u64>()
+        - fragment;
+    assert_eq!(
+        err.trim(),
+        format!(
+            "codex-tail: {id}: missed {missed_bytes} bytes of stdout: rotated away \
+             (--max-log-size) before they were read"
+        ),
+        "hole after {a}, {b}"
+    );
+    // Every line still in the logs was printed.
+    let kept = [t.read(&id, "stdout.log.1"), t.read(&id, "stdout.log")].concat();
+    let kept = String::from_utf8_lossy(&kept).into_owned();
+    let first_kept: u64 = kept.lines().nth(1).unwrap().parse().unwrap();
+    assert!(
+        (first_kept..=80000).all(|n| nums[i + 1..].contains(&n)),
+        "lines from {first_kept} on, still in the logs, are missing"
+    );
+
+    // --json says the same as an object of its own.
+    let mut f = Follower::start(&t, &["-f", "--json", "-n", "all", &id]);
+    let (code, lines, _) = f.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0));
+    assert!(
+        lines
+            .iter()
+            .all(|l| serde_json::from_slice::<Value>(l).is_ok_and(|v| v["missed"].is_null())),
+        "an ended session read whole misses nothing"
+    );
+}
+
+/// `codex-tail -f` shows a line still missing its newline (a prompt, a
+/// progress bar) as soon as it is written, and its rest once it comes;
+/// it used to wait for the newline.
+#[test]
+fn follow_shows_a_prompt_before_its_newline() {
+    use std::io::Read;
+    let t = TestRoot::new("tail-follow-partial");
+    let go = t.path().join("go");
+    let script = "printf 'Continue? [y/N] '; while [ ! -e \"$0\" ]; do sleep 0.02; done; \
+                  echo yes; printf '10%%\\r50%%\\r'; sleep 0.2; echo 100%";
+    let id = t.spawn_id(&["--", "sh", "-c", script, s(&go)]);
+    let mut cmd = t.tool_cmd("codex-tail");
+    cmd.args(["-f", &id]);
+    let mut child = cmd
+        .cmd_mut()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    t.track(child.id() as i32);
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = out.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let shown = |seen: &mut Vec<u8>, want: &[u8]| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.ends_with(want) && Instant::now() < deadline {
+            if let Ok(b) = rx.recv_timeout(Duration::from_millis(50)) {
+                seen.extend_from_slice(&b);
+            }
+        }
+        seen.ends_with(want)
+    };
+    assert!(
+        shown(&mut seen, b"Continue? [y/N] "),
+        "the prompt is not shown before its newline: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    fs::write(&go, "").unwrap();
+    assert!(
+        shown(&mut seen, b"10%\r50%\r"),
+        "the progress is not shown before its newline: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    let status = child.wait().unwrap();
+    while let Ok(b) = rx.recv_timeout(Duration::from_secs(5)) {
+        seen.extend_from_slice(&b);
+    }
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&seen),
+        "Continue? [y/N] yes\n10%\r50%\r100%\n"
+    );
+}

@@ -28,6 +28,9 @@ impl Supervisor {
             // The final record needs descriptors: whatever a flood of
             // connections took, the spare one is there for it.
             server.release_spare();
+            // Input not delivered by now never will be: say so.
+            let output = &self.output;
+            server.tell_delivery(|mark| output.delivery(mark));
         }
         if let Some(w) = self.watcher.as_mut() {
             // The agent is not working once the session is over.

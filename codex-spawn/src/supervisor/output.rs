@@ -16,7 +16,7 @@ use shared::Timestamp;
 use crate::agent::Watcher;
 use crate::announce::Announcements;
 use crate::command::Io;
-use crate::feed::Feed;
+use crate::feed::{Delivery, Feed};
 use crate::logs::Logs;
 use crate::pipes::Pipes;
 use crate::pty::Pty;
@@ -94,6 +94,46 @@ impl Output {
         match self {
             Output::Pipes { stdin, .. } => stdin.as_ref().is_some_and(Feed::is_open),
             Output::Pty(_) => true,
+        }
+    }
+
+    /// The command's input on its way, when it takes input.
+    fn feed(&self) -> Option<&Feed> {
+        match self {
+            Output::Pipes { stdin, .. } => stdin.as_ref(),
+            Output::Pty(pty) => Some(pty.feed()),
+        }
+    }
+
+    /// Whether the command's input backlog is full: clients that send
+    /// input are not read meanwhile (back-pressure).
+    pub fn input_full(&self) -> bool {
+        self.feed().is_some_and(Feed::is_full)
+    }
+
+    /// Bytes of input accepted so far.
+    pub fn input_accepted(&self) -> u64 {
+        self.feed().map_or(0, Feed::accepted)
+    }
+
+    /// Whether the input accepted up to `mark` has reached the command.
+    pub fn delivery(&self, mark: u64) -> Delivery {
+        match self.feed() {
+            Some(feed) => feed.delivery(mark),
+            None if mark == 0 => Delivery::Done,
+            None => Delivery::Failed(mark),
+        }
+    }
+
+    /// Input for the command from a client; false when it is refused (the
+    /// input was closed, or its reader is gone).
+    pub fn input(&mut self, bytes: &[u8]) -> bool {
+        match self {
+            Output::Pty(pty) => pty.input(bytes),
+            Output::Pipes {
+                stdin: Some(feed), ..
+            } => feed.push(bytes),
+            Output::Pipes { stdin: None, .. } => bytes.is_empty(),
         }
     }
 
@@ -252,7 +292,6 @@ impl Output {
             {
                 pty.resize(cols, rows)
             }
-            (Event::Input(bytes), Output::Pty(pty)) => pty.input(&bytes),
             (Event::Close, Output::Pty(pty)) => pty.end_of_input(),
             (
                 Event::Close,
@@ -260,12 +299,6 @@ impl Output {
                     stdin: Some(feed), ..
                 },
             ) => feed.close(),
-            (
-                Event::Input(bytes),
-                Output::Pipes {
-                    stdin: Some(feed), ..
-                },
-            ) => feed.push(&bytes),
             _ => {}
         }
     }

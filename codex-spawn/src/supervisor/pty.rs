@@ -119,13 +119,19 @@ impl Pty {
     pub fn answer_queries(&mut self, output: &[u8]) {
         let size = self.size;
         for answer in self.queries.scan(output, size) {
-            self.input(&answer);
+            let _ = self.input(&answer);
         }
     }
 
-    /// Queues `bytes` as typed input and writes what the terminal takes.
-    pub fn input(&mut self, bytes: &[u8]) {
-        self.feed.push(bytes);
+    /// Queues `bytes` as typed input and writes what the terminal takes;
+    /// false when refused (the terminal is gone).
+    pub fn input(&mut self, bytes: &[u8]) -> bool {
+        self.feed.push(bytes)
+    }
+
+    /// The program's input on its way.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     /// Types the terminal's end-of-file character (VEOF, normally ctrl-D):
@@ -138,7 +144,7 @@ impl Pty {
             .map_or(4, |t| {
                 t.control_chars[nix::sys::termios::SpecialCharacterIndices::VEOF as usize]
             });
-        self.input(&[veof]);
+        let _ = self.input(&[veof]);
     }
 
     /// Writes queued input as far as the terminal takes it.

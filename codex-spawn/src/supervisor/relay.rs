@@ -165,21 +165,37 @@ impl Supervisor {
             index_len: self.logs.index_len(),
             stdout_len: self.logs.logged(Stream::Stdout),
             stderr_len: self.logs.logged(Stream::Stderr),
+            delivery: true,
         };
         let Some(server) = self.server.as_mut() else {
             return;
         };
+        server.pause_input(self.output.input_full());
         let mut events = match server.has_ready() {
             true => server.serve(&welcome),
             false => Vec::new(),
         };
         events.extend(server.take_left().map(Event::Left));
         for event in events {
-            if let (Event::Input(_), Some(heard)) = (&event, &mut self.heard) {
-                heard.input();
+            match event {
+                Event::Input(id, bytes) => {
+                    if let Some(heard) = &mut self.heard {
+                        heard.input();
+                    }
+                    if self.output.input(&bytes) {
+                        server.accepted(id, self.output.input_accepted());
+                    } else {
+                        server.refused(id, bytes.len());
+                    }
+                }
+                Event::Sync(id) => server.await_delivery(id, self.output.input_accepted()),
+                event => self.output.on_client(event),
             }
-            self.output.on_client(event);
         }
+        let output = &self.output;
+        server.answer_syncs(false, |mark| output.delivery(mark));
+        // Input clients are read only while the command's backlog has room.
+        server.pause_input(self.output.input_full());
         self.note_window();
     }
 

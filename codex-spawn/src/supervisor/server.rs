@@ -2,6 +2,10 @@
 //! them, passes their input and window sizes on, and sends them the
 //! session's output. Each client has a bounded queue; a client that stops
 //! reading is dropped when its queue is full, never the command or the log.
+//! Input is never dropped: while the command's input backlog is full, the
+//! clients that send input are not read (back-pressure), and a client's
+//! sync (`S`) is answered once its input reached the command, or with the
+//! reason it never will.
 //!
 //! A flood of connections (by the session's own user) never stops the
 //! supervisor: clients are capped, a connection that does not say hello in
@@ -21,7 +25,9 @@ use nix::poll::PollFlags;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use shared::layout;
-use shared::protocol::{self, Frame, Welcome};
+use shared::protocol::{self, Delivered, Frame, Welcome};
+
+use crate::feed::Delivery;
 
 /// Output queued for one client before it is dropped as stalled.
 const MAX_QUEUE: usize = 4 << 20;
@@ -31,13 +37,18 @@ const MAX_CLIENTS: usize = 64;
 const FD_RESERVE: u64 = 16;
 /// How long a connection has to say hello.
 const HELLO_WITHIN: Duration = Duration::from_secs(3);
+/// Bytes read from one client before others get a turn (input is then
+/// taken no faster than the command's backlog allows).
+const READ_BUDGET: usize = 256 * 1024;
 
 /// What clients asked for.
 pub enum Event {
     /// A client joined, with its terminal's size when it has one.
     Attached(Option<(u16, u16)>),
-    /// Input for the command.
-    Input(Vec<u8>),
+    /// Input for the command, from client number `.0`.
+    Input(u64, Vec<u8>),
+    /// Client number `.0` asks to be told once its input is delivered.
+    Sync(u64),
     /// A client's terminal changed size.
     Resize(u16, u16),
     /// A client asked to close the command's input.
@@ -51,7 +62,18 @@ pub enum Event {
 /// the client itself, so that clients dropped before they are served (a
 /// broadcast drops stalled ones) shift nobody's readiness to another.
 struct Client {
+    /// Its number, for events.
+    id: u64,
     stream: UnixStream,
+    /// It said it sends input.
+    input: bool,
+    /// It waits to hear that the input accepted up to this mark reached
+    /// the command.
+    sync: Option<u64>,
+    /// Bytes of its input refused (the input was closed).
+    refused: u64,
+    /// The input accepted up to the end of its last input.
+    mark: u64,
     /// Poll found it readable (or closed, or writable as asked).
     ready: bool,
     inbuf: Vec<u8>,
@@ -82,6 +104,10 @@ pub struct Server {
     spare: Option<File>,
     /// Greeted clients went away since [`Server::take_left`] last looked.
     left: bool,
+    /// The command's input backlog is full: input clients are not read.
+    paused: bool,
+    /// The next client's number.
+    next_id: u64,
 }
 
 impl Server {
@@ -105,6 +131,8 @@ impl Server {
             max_clients,
             spare: File::open("/dev/null").ok(),
             left: false,
+            paused: false,
+            next_id: 0,
         })
     }
 
@@ -167,13 +195,36 @@ impl Server {
     pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
         let mut fds = vec![(self.listener.as_fd(), PollFlags::POLLIN)];
         for c in &self.clients {
-            let mut flags = PollFlags::POLLIN;
-            if !c.outq.is_empty() {
-                flags |= PollFlags::POLLOUT;
+            if let Some(flags) = self.flags(c) {
+                fds.push((c.stream.as_fd(), flags));
             }
-            fds.push((c.stream.as_fd(), flags));
         }
         fds
+    }
+
+    /// What to poll a client for (none: not polled, so that a client held
+    /// back, even one that hung up, does not wake the loop).
+    fn flags(&self, c: &Client) -> Option<PollFlags> {
+        let mut flags = PollFlags::empty();
+        if !self.held_back(c) {
+            flags |= PollFlags::POLLIN;
+        }
+        if !c.outq.is_empty() {
+            flags |= PollFlags::POLLOUT;
+        }
+        (!flags.is_empty()).then_some(flags)
+    }
+
+    /// Whether a client is not read now: it sends input and the command's
+    /// backlog is full.
+    fn held_back(&self, c: &Client) -> bool {
+        self.paused && c.greeted && c.input
+    }
+
+    /// Holds back (or no longer) the clients that send input, as the
+    /// command's input backlog is full (or not).
+    pub fn pause_input(&mut self, full: bool) {
+        self.paused = full;
     }
 
     /// Notes on the listener and on each client what poll reported for
@@ -182,9 +233,79 @@ impl Server {
     pub fn mark_ready(&mut self, ready: &[bool]) {
         let mut ready = ready.iter().copied();
         self.listener_ready = ready.next().unwrap_or(false);
-        for client in &mut self.clients {
-            client.ready = ready.next().unwrap_or(false);
+        let polled: Vec<bool> = self
+            .clients
+            .iter()
+            .map(|c| self.flags(c).is_some())
+            .collect();
+        for (client, polled) in self.clients.iter_mut().zip(polled) {
+            client.ready = polled && ready.next().unwrap_or(false);
         }
+    }
+
+    /// Notes that `n` bytes of client `id`'s input were refused.
+    pub fn refused(&mut self, id: u64, n: usize) {
+        if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
+            c.refused += n as u64;
+        }
+    }
+
+    /// Client `id`'s input was accepted up to `mark`.
+    pub fn accepted(&mut self, id: u64, mark: u64) {
+        if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
+            c.mark = mark;
+        }
+    }
+
+    /// At the session's end: every client that sent input is told whether
+    /// it was delivered, asked or not (it may not have had the time to
+    /// ask before the end).
+    pub fn tell_delivery(&mut self, delivery: impl Fn(u64) -> Delivery) {
+        for c in &mut self.clients {
+            if c.sync.is_none() && (c.mark > 0 || c.refused > 0) {
+                c.sync = Some(c.mark);
+            }
+        }
+        self.answer_syncs(true, delivery);
+    }
+
+    /// Client `id` waits until the input accepted up to `mark` reached the
+    /// command.
+    pub fn await_delivery(&mut self, id: u64, mark: u64) {
+        if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
+            c.sync = Some(mark);
+        }
+    }
+
+    /// Answers the clients waiting for their input's delivery, as far as
+    /// `delivery` can tell; once the session has `ended`, input not yet
+    /// delivered never will be.
+    pub fn answer_syncs(&mut self, ended: bool, delivery: impl Fn(u64) -> Delivery) {
+        for c in self.clients.iter_mut().filter(|c| c.sync.is_some()) {
+            let mark = c.sync.unwrap_or(0);
+            let error = if c.refused > 0 {
+                Some(format!(
+                    "{} bytes of input were refused: the session's input is closed",
+                    c.refused
+                ))
+            } else {
+                match delivery(mark) {
+                    Delivery::Done => None,
+                    Delivery::Failed(n) => Some(format!(
+                        "{n} bytes of input were not delivered: the command no longer reads its input"
+                    )),
+                    Delivery::Waiting if ended => Some(
+                        "input was not delivered: the command ended before it took it all".into(),
+                    ),
+                    Delivery::Waiting => continue,
+                }
+            };
+            c.sync = None;
+            let delivered = error.is_none();
+            c.send(Frame::Delivered(Delivered { delivered, error }).encode());
+            c.flush();
+        }
+        self.drop_gone();
     }
 
     /// Whether anything was marked ready.
@@ -196,9 +317,12 @@ impl Server {
     /// connections; `welcome` is what a new client is told.
     pub fn serve(&mut self, welcome: &Welcome) -> Vec<Event> {
         let mut events = Vec::new();
+        let paused = self.paused;
         for client in self.clients.iter_mut().filter(|c| c.ready) {
             client.ready = false;
-            client.read(welcome, &mut events);
+            if !(paused && client.greeted && client.input) {
+                client.read(welcome, &mut events);
+            }
             client.flush();
         }
         self.drop_gone();
@@ -241,7 +365,13 @@ impl Server {
                 let _ = stream.write(&Frame::Error(msg).encode());
                 continue;
             }
+            self.next_id += 1;
             self.clients.push(Client {
+                id: self.next_id,
+                input: false,
+                sync: None,
+                refused: 0,
+                mark: 0,
                 hello_by: Instant::now() + HELLO_WITHIN,
                 stream,
                 ready: false,
@@ -316,13 +446,17 @@ impl Client {
         // A client may send its last frames and close at once: they still
         // count (`printf 'y\n' | codex-attach`).
         let mut closed = false;
-        loop {
+        let mut budget = READ_BUDGET;
+        while budget > 0 {
             match self.stream.read(&mut buf) {
                 Ok(0) => {
                     closed = true;
                     break;
                 }
-                Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&buf[..n]);
+                    budget = budget.saturating_sub(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => {
@@ -346,9 +480,13 @@ impl Client {
                     self.greeted = true;
                     self.size = hello.size.filter(|&(c, r)| c > 0 && r > 0);
                     self.terminal = hello.terminal && hello.input;
+                    self.input = hello.input;
                     events.push(Event::Attached(hello.size));
                 }
-                Ok(Some(Frame::Input(bytes))) if self.greeted => events.push(Event::Input(bytes)),
+                Ok(Some(Frame::Input(bytes))) if self.greeted => {
+                    events.push(Event::Input(self.id, bytes))
+                }
+                Ok(Some(Frame::Sync)) if self.greeted => events.push(Event::Sync(self.id)),
                 Ok(Some(Frame::Resize(c, r))) if self.greeted => {
                     if c > 0 && r > 0 {
                         self.size = Some((c, r));
@@ -418,6 +556,7 @@ mod tests {
             index_len: 0,
             stdout_len: 0,
             stderr_len: 0,
+            delivery: true,
         };
         let hello = Frame::Hello(Hello {
             version: protocol::VERSION,
@@ -446,7 +585,7 @@ mod tests {
         let events = server.serve(&welcome);
         let _ = std::fs::remove_dir_all(&dir);
         assert!(
-            matches!(events.as_slice(), [Event::Input(bytes)] if bytes == b"y"),
+            matches!(events.as_slice(), [Event::Input(_, bytes)] if bytes == b"y"),
             "b's input was not served"
         );
     }
