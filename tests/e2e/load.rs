@@ -75,7 +75,8 @@ impl Problems {
 fn ps_loop(t: &TestRoot, stop: &AtomicBool, problems: &Problems) -> usize {
     let mut seen_exited: HashSet<String> = HashSet::new();
     let mut rounds = 0;
-    while !stop.load(Ordering::Relaxed) {
+    // At least one round, however soon the sessions end on a busy machine.
+    while rounds == 0 || !stop.load(Ordering::Relaxed) {
         let out = t.tool("codex-ps", &["--json"]);
         rounds += 1;
         problems.check(&out, out.code() == Some(0), "codex-ps --json failed");
@@ -112,7 +113,8 @@ fn tail_loop(
 ) -> usize {
     let mut rounds = 0;
     for (id, n) in ids.iter().cycle() {
-        if stop.load(Ordering::Relaxed) {
+        // At least one round, however soon the sessions end.
+        if rounds > 0 && stop.load(Ordering::Relaxed) {
             break;
         }
         for stream in ["out", "err"] {
@@ -150,7 +152,8 @@ fn tail_loop(
 fn rm_loop(t: &TestRoot, stop: &AtomicBool, problems: &Problems) -> usize {
     let sentinel = t.spawn_id(&["-l", "from=rm-loop", "--", "sleep", "600"]);
     let mut rounds = 0;
-    while !stop.load(Ordering::Relaxed) {
+    // At least one round, however soon the sessions end.
+    while rounds == 0 || !stop.load(Ordering::Relaxed) {
         rounds += 1;
         let out = t.tool("codex-rm", &[&sentinel]);
         problems.check(
