@@ -300,6 +300,28 @@ pub fn for_remote(cmd: &clap::Command, args: &[OsString]) -> Vec<OsString> {
     out
 }
 
+/// The options of a tool's command line (without the program name), for
+/// the same tool run once per host with selectors of its own: `-H/--host`
+/// taken out, `--root` too unless `keep_root` (this host's), and every
+/// positional word (and everything after `--`) left out.
+pub fn options(cmd: &clap::Command, args: &[OsString], keep_root: bool) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut rest = args.to_vec();
+    loop {
+        let (kept, after) = strip_host_args(cmd, &rest);
+        out.extend(if keep_root {
+            kept
+        } else {
+            drop_root(cmd, kept)
+        });
+        match after.first() {
+            Some(first) if first != "--" => rest = after[1..].to_vec(),
+            _ => break,
+        }
+    }
+    out
+}
+
 /// `X` of a word `X@DEST`; other words as they are.
 fn local_part(w: &OsString) -> OsString {
     let b = w.as_bytes();
@@ -357,6 +379,53 @@ pub fn target(host: &HostArg, selectors: &mut [String]) -> anyhow::Result<Dest> 
         found = Some(d);
     }
     Ok(found.unwrap_or(Dest::Local))
+}
+
+/// The sessions that `selectors` (`ID@DEST` or plain) and `-H` name,
+/// grouped by host, for the tools that act on several hosts at once
+/// (codex-tail): each `ID@DEST` goes to DEST without its `@DEST`, plain
+/// selectors go to every `-H` host (else `$CODEX_HOST`, else this one), as
+/// in codex-ps. Without selectors every such host gets none (its newest
+/// session). Hosts in the order first named, each once; a host without
+/// selectors of its own is left out when selectors are given.
+pub fn groups(host: &HostArg, selectors: &[String]) -> anyhow::Result<Vec<(Dest, Vec<String>)>> {
+    let mut out: Vec<(Dest, Vec<String>)> = Vec::new();
+    let mut add = |d: Dest, sel: Option<&str>| {
+        let i = match out.iter().position(|(h, _)| *h == d) {
+            Some(i) => i,
+            None => {
+                out.push((d, Vec::new()));
+                out.len() - 1
+            }
+        };
+        if let Some(sel) = sel {
+            if !out[i].1.iter().any(|s| s == sel) {
+                out[i].1.push(sel.to_string());
+            }
+        }
+    };
+    if selectors.is_empty() {
+        for d in host.hosts()? {
+            add(d, None);
+        }
+        return Ok(out);
+    }
+    let mut hosts: Option<Vec<Dest>> = None;
+    for s in selectors {
+        let (sel, dest) = split_selector(s).map_err(anyhow::Error::msg)?;
+        match dest {
+            Some(d) => add(d, Some(sel)),
+            None => {
+                if hosts.is_none() {
+                    hosts = Some(host.hosts()?);
+                }
+                for d in hosts.iter().flatten() {
+                    add(d.clone(), Some(sel));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -251,6 +251,94 @@ pub fn stream(
     outcome(dest, tool, status, trailer, &seen)
 }
 
+/// How long a piece of a line is held back, waiting for the rest of it,
+/// before [`relay`] hands it on (a prompt shows before its newline).
+const LINE_WAIT_MS: u16 = 100;
+/// The longest piece [`relay`] holds back.
+const PIECE_MAX: usize = 64 * 1024;
+
+/// Runs `cmd` (from [`command`] with the trailer asked for, or this
+/// host's tool with [`REMOTE_VAR`] set), handing its stdout to `out` and
+/// its stderr (the trailer taken off) to `err` as they come, in pieces
+/// that are whole lines where they can be: what there is of a line is
+/// handed on once nothing more has come for a moment, or when it grows
+/// long. Returns the tool's exit status as [`stream`] does (`dest` and
+/// `tool` name them in errors).
+pub fn relay(
+    mut cmd: Command,
+    dest: &str,
+    tool: &str,
+    out: &mut (dyn FnMut(&[u8]) + Send),
+    err: &mut dyn FnMut(&[u8]),
+) -> anyhow::Result<i32> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| spawn_error(&e).context(format!("{tool} on {dest}")))?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let mut seen = Vec::new();
+    let trailer = thread::scope(|scope| {
+        scope.spawn(|| pieces(stdout, &mut |p: &[u8]| out(p)));
+        let mut filter = Trailer::default();
+        pieces(stderr, &mut |p: &[u8]| {
+            let mut forwarded = Vec::new();
+            filter.push(p, &mut forwarded);
+            if !forwarded.is_empty() {
+                err(&forwarded);
+                keep_tail(&mut seen, &forwarded);
+            }
+        });
+        let mut rest = Vec::new();
+        let trailer = filter.finish(&mut rest);
+        if !rest.is_empty() {
+            err(&rest);
+            keep_tail(&mut seen, &rest);
+        }
+        trailer
+    });
+    let status = child.wait()?;
+    outcome(dest, tool, status, trailer, &seen)
+}
+
+/// Reads `r` to its end, handing `f` whole lines, or what there is of a
+/// line after [`LINE_WAIT_MS`] without more, or [`PIECE_MAX`] bytes.
+fn pieces<R: Read + std::os::fd::AsFd>(mut r: R, f: &mut dyn FnMut(&[u8])) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut held: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if !held.is_empty() {
+            let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
+            if let Ok(0) = poll(&mut fds, PollTimeout::from(LINE_WAIT_MS)) {
+                f(&held);
+                held.clear();
+                continue;
+            }
+        }
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                held.extend_from_slice(&buf[..n]);
+                if let Some(end) = held.iter().rposition(|&b| b == b'\n') {
+                    f(&held[..=end]);
+                    held.drain(..=end);
+                }
+                if held.len() >= PIECE_MAX {
+                    f(&held);
+                    held.clear();
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if !held.is_empty() {
+        f(&held);
+    }
+}
+
 /// Runs `tool args` on `dest` with our terminal (`ssh -t` when stdin is a
 /// terminal), as codex-attach does; returns ssh's exit status.
 pub fn interactive(dest: &str, tool: &str, args: &[OsString]) -> anyhow::Result<ExitStatus> {

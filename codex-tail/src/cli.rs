@@ -69,6 +69,11 @@ pub struct Cli {
     #[arg(long)]
     pub raw: bool,
 
+    /// Name sessions ID@DEST (every line prefixed, a "host" field in JSON):
+    /// what codex-tail of several hosts asks each host's codex-tail for.
+    #[arg(long, hide = true, value_name = "DEST")]
+    pub host_label: Option<String>,
+
     /// Tty sessions: print what the screen shows now, as plain text (like tmux capture-pane -p).
     #[arg(long, conflicts_with_all = ["bytes", "follow", "json", "timestamps", "since", "until", "raw"])]
     pub screen: bool,

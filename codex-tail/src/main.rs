@@ -2,6 +2,7 @@
 
 mod cli;
 mod follow;
+mod hosts;
 mod output;
 mod screen;
 mod tail;

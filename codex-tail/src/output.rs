@@ -29,6 +29,9 @@ pub struct Printer {
     pub exec: Vec<bool>,
     /// Print exec sessions' events as they are.
     pub raw: bool,
+    /// The host the sessions are on, when they are named `ID@DEST` (a
+    /// codex-tail of several hosts asked for it).
+    pub host: Option<String>,
     out: io::BufWriter<io::Stdout>,
     err: io::BufWriter<io::Stderr>,
     last: Option<Stream>,
@@ -46,6 +49,7 @@ impl Printer {
             colour,
             exec: Vec::new(),
             raw: false,
+            host: None,
             out: io::BufWriter::with_capacity(64 * 1024, io::stdout()),
             err: io::BufWriter::with_capacity(64 * 1024, io::stderr()),
             last: None,
@@ -58,8 +62,7 @@ impl Printer {
         let mut buf = Vec::with_capacity(line.text.len() + 64);
         if let (true, Some(gap)) = (self.json, line.gap) {
             // A mark, not a line: `line` null, and what is missing.
-            buf.extend_from_slice(b"{\"id\":");
-            json_string(&mut buf, id.as_bytes());
+            self.json_id(&mut buf, id);
             let (key, n) = match gap {
                 Gap::Dropped(n) => ("dropped", n),
                 Gap::Missed(n) => ("missed", n),
@@ -75,8 +78,7 @@ impl Printer {
             return self.write(Stream::Stdout, &buf);
         }
         if self.json {
-            buf.extend_from_slice(b"{\"id\":");
-            json_string(&mut buf, id.as_bytes());
+            self.json_id(&mut buf, id);
             buf.extend_from_slice(b",\"stream\":\"");
             buf.extend_from_slice(line.stream.as_str().as_bytes());
             buf.extend_from_slice(b"\",\"time\":");
@@ -103,6 +105,25 @@ impl Printer {
             self.plain(id, nth, &shown)?;
         }
         Ok(())
+    }
+
+    /// Starts a JSON object: `{"id":ID` and `,"host":DEST` when named.
+    fn json_id(&self, buf: &mut Vec<u8>, id: &str) {
+        buf.extend_from_slice(b"{\"id\":");
+        json_string(buf, id.as_bytes());
+        if let Some(host) = &self.host {
+            buf.extend_from_slice(b",\"host\":");
+            json_string(buf, host.as_bytes());
+        }
+    }
+
+    /// How session `id` is named in prefixes and messages: `ID`, or
+    /// `ID@DEST`.
+    pub fn label(&self, id: &str) -> String {
+        match &self.host {
+            Some(h) => format!("{id}@{h}"),
+            None => id.to_string(),
+        }
     }
 
     /// Whether the `nth` session's stdout is shown rendered for people
@@ -159,7 +180,11 @@ impl Printer {
             }
             // This reader's own trouble: said on stderr.
             Some(gap @ Gap::Missed(_)) => {
-                let msg = format!("codex-tail: {id}: {}\n", gap.text(line.stream));
+                let msg = format!(
+                    "codex-tail: {}: {}\n",
+                    self.label(id),
+                    gap.text(line.stream)
+                );
                 return self.write(Stream::Stderr, msg.as_bytes());
             }
             None => {}
@@ -175,6 +200,7 @@ impl Printer {
             return self.write(line.stream, &buf);
         }
         if self.prefix {
+            let id = self.label(id);
             if self.colour {
                 let c = COLOURS[nth % COLOURS.len()];
                 buf.extend_from_slice(format!("\x1b[{c}m{id}\x1b[39m | ").as_bytes());

@@ -15,9 +15,17 @@ use shared::render;
 
 /// Runs codex-tail; returns the exit status.
 pub fn run(mut cli: Cli) -> Result<i32, Failure> {
+    // Sessions of several hosts: one codex-tail per host at once, their
+    // lines relayed as they come (see `hosts`).
+    let mut groups = ::cli::host::groups(&cli.host, &cli.selectors)?;
+    if groups.len() > 1 {
+        return crate::hosts::run(&cli, groups);
+    }
+    let (dest, selectors) = groups.pop().unwrap_or((::cli::Dest::Local, Vec::new()));
+    cli.selectors = selectors;
     // A session of another host: that host's codex-tail, through ssh, its
     // output straight to ours and its exit status passed on.
-    if let ::cli::Dest::Remote(dest) = ::cli::host::target(&cli.host, &mut cli.selectors)? {
+    if let ::cli::Dest::Remote(dest) = dest {
         let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
         let args = ::cli::host::for_remote(&<Cli as clap::CommandFactory>::command(), &args);
         return Ok(::cli::ssh::stream(&dest, "codex-tail", &args, None)?);
@@ -71,8 +79,12 @@ pub fn run(mut cli: Cli) -> Result<i32, Failure> {
         let several = ids.len() > 1;
         for (nth, id) in ids.into_iter().enumerate() {
             let session = Session::load(id.clone(), root.session_dir(&id));
-            if several {
+            if several || cli.host_label.is_some() {
                 let gap = if nth > 0 { "\n" } else { "" };
+                let id = match &cli.host_label {
+                    Some(h) => format!("{id}@{h}"),
+                    None => id.to_string(),
+                };
                 writeln!(out, "{gap}==> {id} <==")?;
             }
             crate::screen::print(&session, &mut out)?;
@@ -132,9 +144,11 @@ fn end_of_millisecond(t: Timestamp) -> Timestamp {
 /// status.
 fn tail(cli: &Cli, sources: &mut [Source], window: &Window) -> Result<i32, Failure> {
     let colour = ::cli::term::colour(&io::stdout());
-    let mut printer = Printer::new(cli.json, cli.timestamps, sources.len() > 1, colour);
+    let prefix = sources.len() > 1 || cli.host_label.is_some();
+    let mut printer = Printer::new(cli.json, cli.timestamps, prefix, colour);
     let window = *window;
     printer.raw = cli.raw;
+    printer.host = cli.host_label.clone();
     printer.exec = sources
         .iter()
         .map(|s| shared::Record::read(&s.dir).is_ok_and(|r| r.kind == shared::Kind::Exec))

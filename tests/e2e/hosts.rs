@@ -356,10 +356,143 @@ fn tail_follows_a_remote_session_and_exits_with_its_code_never_sshs() {
     let out = tail(&["-f", "nosuch@box1"]);
     out.expect_code(125);
     out.expect_one_error_line("nosuch");
-    // Sessions of two hosts at once: refused.
-    let out = tail(&["three@box1", "x@down"]);
+}
+
+/// The lines of `text`, sorted (hosts' lines come in any order).
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+/// Waits until `id@dest` (spawned by `spawn_on`) has ended.
+fn ended(t: &TestRoot, h: &SshHosts, sel: &str) {
+    assert!(eventually(WAIT, || {
+        let out = h.tool(t, "codex-ps").args(["--json", sel]).run();
+        out.stdout_str().contains("\"status\":\"exited\"")
+    }));
+}
+
+#[test]
+fn tail_takes_sessions_of_several_hosts_at_once_each_line_named_id_at_dest() {
+    let t = TestRoot::new("hosts-tail-many");
+    let Some(h) = SshHosts::start(
+        &t,
+        &[
+            ("box1", Install::Tools),
+            ("box2", Install::Tools),
+            ("down", Install::Down),
+        ],
+    ) else {
+        return;
+    };
+    let lines =
+        |tag: &str| format!("for i in 1 2 3 4 5; do echo {tag}-$i; done; echo {tag}-err >&2");
+    let a = spawn_on(&t, &h, "box1", "aa", &lines("a"));
+    let b = spawn_on(&t, &h, "box2", "bb", &lines("b"));
+    let out = h
+        .tool(&t, "codex-spawn")
+        .args(["-n", "cc", "--", "sh", "-c", &lines("c")])
+        .run();
+    out.expect_success();
+    for sel in [a.as_str(), b.as_str(), "cc@local"] {
+        ended(&t, &h, sel);
+    }
+    let tail = |args: &[&str]| h.tool(&t, "codex-tail").args(args).run();
+
+    // Three sessions on three hosts: every line, each named ID@DEST.
+    let out = tail(&["-n", "all", &a, &b, "cc@local"]);
+    out.expect_success();
+    let got = sorted_lines(&out.stdout_str());
+    let mut want = Vec::new();
+    for (tag, label) in [("a", "aa@box1"), ("b", "bb@box2"), ("c", "cc@local")] {
+        for i in 1..=5 {
+            want.push(format!("{label} | {tag}-{i}"));
+        }
+    }
+    want.sort();
+    assert_eq!(got, want, "{}", out.stderr_str());
+    assert_eq!(
+        sorted_lines(&out.stderr_str()),
+        ["aa@box1 | a-err", "bb@box2 | b-err", "cc@local | c-err"]
+    );
+    // -H twice: plain selectors go to each; the last line of each.
+    let out = tail(&[
+        "-H", "box1", "-H", "box2", "-n", "1", "--stream", "out", "aa",
+    ]);
     out.expect_code(1);
-    out.expect_one_error_line("one host at a time");
+    assert_eq!(out.stdout_str(), "aa@box1 | a-5\n");
+    out.expect_one_error_line("codex-tail: box2: ");
+    // --json: a host field in every object.
+    let out = tail(&["--json", "-n", "1", "--stream", "out", &a, "cc@local"]);
+    out.expect_success();
+    let mut hosts: Vec<(String, String)> = out
+        .stdout_str()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["id"].as_str().unwrap().into(),
+                v["host"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        [("aa".into(), "box1".into()), ("cc".into(), "local".into())]
+    );
+
+    // An unreachable host among them: one line naming it, the others
+    // printed, exit 1.
+    let out = tail(&["-n", "1", "--stream", "out", &a, "x@down", "cc@local"]);
+    out.expect_code(1);
+    let got = sorted_lines(&out.stdout_str());
+    assert_eq!(got, ["aa@box1 | a-5", "cc@local | c-5"]);
+    out.expect_one_error_line("codex-tail: cannot reach down through ssh");
+
+    // Following two remote sessions that end 0 and 3: exit 3.
+    let gate = t.path().join("gate");
+    let wait = format!("while [ ! -e {} ]; do sleep 0.05; done", s(&gate));
+    let zero = spawn_on(
+        &t,
+        &h,
+        "box1",
+        "zero",
+        &format!("echo z-1; {wait}; echo z-2"),
+    );
+    let three = spawn_on(
+        &t,
+        &h,
+        "box2",
+        "three",
+        &format!("echo t-1; {wait}; echo t-2; exit 3"),
+    );
+    let opener = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            fs::write(gate, "").unwrap();
+        })
+    };
+    let out = tail(&["-f", &zero, &three]);
+    opener.join().unwrap();
+    out.expect_code(3);
+    let got = sorted_lines(&out.stdout_str());
+    assert_eq!(
+        got,
+        [
+            "three@box2 | t-1",
+            "three@box2 | t-2",
+            "zero@box1 | z-1",
+            "zero@box1 | z-2"
+        ]
+    );
+    // One host unreachable: its line, the others followed, 125.
+    let out = tail(&["-f", &zero, "x@down"]);
+    out.expect_code(125);
+    assert_eq!(out.stdout_str(), "zero@box1 | z-1\nzero@box1 | z-2\n");
+    out.expect_one_error_line("codex-tail: cannot reach down through ssh");
 }
 
 #[test]
