@@ -521,6 +521,25 @@ mod tests {
     }
 
     #[test]
+    fn selectors_group_by_host_plain_ones_to_every_h_host() {
+        let host = HostArg {
+            hosts: vec!["box1".into(), "box2".into()],
+        };
+        let sels = ["a@box3", "b", "c@box1", "b@box1"].map(String::from);
+        let b = |h: &str| Dest::Remote(h.into());
+        assert_eq!(
+            groups(&host, &sels).unwrap(),
+            [
+                (b("box3"), vec!["a".to_string()]),
+                (b("box1"), vec!["b".to_string(), "c".to_string()]),
+                (b("box2"), vec!["b".to_string()]),
+            ]
+        );
+        let none = groups(&host, &[]).unwrap();
+        assert_eq!(none, [(b("box1"), vec![]), (b("box2"), vec![])]);
+    }
+
+    #[test]
     fn hosts_file_lines() {
         let hosts = parse_hosts("# lab\nbox1\n\n  me@box2  \nlocal\nbox1\n").unwrap();
         assert_eq!(
