@@ -31,6 +31,7 @@ mod server;
 mod signals;
 mod start;
 mod state;
+mod trim;
 mod wait;
 mod work;
 
