@@ -319,8 +319,10 @@ fn preview(prompt: &[u8]) -> String {
         .collect()
 }
 
-/// Starts the supervisor for the session in `dir` (whose token is `token`)
-/// and waits for its report.
+/// Starts the session in `dir` (whose token is `token`) and waits for the
+/// report: a child starts the command, then execs the supervisor's image
+/// (see `supervisor::handoff`); the report pipe reaches its end once that
+/// exec has happened.
 fn start_supervisor(
     dir: &Path,
     lock: BorrowedFd<'_>,
