@@ -321,8 +321,7 @@ fn preview(prompt: &[u8]) -> String {
 
 /// Starts the session in `dir` (whose token is `token`) and waits for the
 /// report: a child starts the command, then execs the supervisor's image
-/// (see `supervisor::handoff`); the report pipe reaches its end once that
-/// exec has happened.
+/// (see `supervisor::handoff`), reporting once the command runs.
 fn start_supervisor(
     dir: &Path,
     lock: BorrowedFd<'_>,
@@ -331,6 +330,10 @@ fn start_supervisor(
 ) -> Result<(), Started> {
     let exe = env::current_exe().context("finding codex-spawn's own path")?;
     let supervisor = exe.with_file_name(SUPERVISOR_BIN);
+    // The child reports before it execs the supervisor: make sure there is
+    // one to exec.
+    nix::unistd::access(&supervisor, nix::unistd::AccessFlags::X_OK)
+        .with_context(|| format!("finding {}", supervisor.display()))?;
     let (report_read, report_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).context("creating the report pipe")?;
     let mask = umask(FileMode::from_bits_truncate(0o077));
@@ -370,6 +373,9 @@ fn start_supervisor(
         .next()
         .unwrap_or_default();
     let report = read.ok().and_then(|_| Report::decode(last));
+    if let Some(Report::Started { .. } | Report::Queued) = report {
+        return Ok(());
+    }
     let record = shared::Record::read(dir).ok();
     let program = || {
         record

@@ -5,14 +5,13 @@
 //! codex-spawn forks; its child, still codex-spawn's image, [`launch`]es
 //! the session: it detaches as the supervisor does, creates the logs,
 //! blocks the supervisor's signals, starts the command, marks the record
-//! running, binds the attach socket, reports `started` on the report pipe
-//! and execs the supervisor's image, which [`adopt`]s all of it. The
+//! running, binds the attach socket, reports `started` on the report pipe,
+//! closes it (codex-spawn returns) and execs the supervisor's image, which
+//! [`adopt`]s all of it. The
 //! supervisor's image takes everything over as open descriptors (a copy
 //! of the record in a memory file among them), so that nothing done to
-//! the session directory meanwhile can come between. The
-//! report pipe is close-on-exec, so codex-spawn sees its end once the
-//! supervisor's image has replaced the child's: the supervisor holds
-//! nothing of codex-spawn's heap or argv. Signals that come meanwhile
+//! the session directory meanwhile can come between. The supervisor
+//! holds nothing of codex-spawn's heap or argv. Signals that come meanwhile
 //! (the command's end, its writes) stay pending across the exec, blocked,
 //! and the supervisor reads them from its signalfd.
 //!
@@ -136,14 +135,19 @@ pub fn launch(l: Launch<'_>) -> ! {
     };
     let mut fds = handoff.fds();
     fds.push(lock_fd);
+    // codex-spawn returns now: the command runs, the record says so and
+    // the socket listens. The supervisor's image loads after it (codex-spawn
+    // checked that the program is there); should its exec fail all the
+    // same, the session ends failed, its command stopped.
     let _ = report.write_all(&Report::Started { pid: pid.as_raw() }.encode());
+    drop(report);
     let e = exec(l.program, &args, &fds);
     // Nobody would supervise the command: end it, and say so.
     descendants::signal_all(Some(pid), Signal::SIGKILL, record.token.as_deref());
     let _ = nix::sys::wait::waitpid(pid, None);
     let message = format!("starting {}: {e}", l.program.display());
-    record_failure(l.dir, message.clone());
-    fail(&mut report, message)
+    record_failure(l.dir, message);
+    std::process::exit(125)
 }
 
 /// Takes over the session [`launch`] started, in the supervisor's image.
