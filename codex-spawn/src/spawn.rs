@@ -6,18 +6,19 @@ use std::env;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context};
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{umask, Mode as FileMode};
+use nix::sys::wait::waitpid;
+use nix::unistd::ForkResult;
 
 use ::cli::Failure;
-use shared::launch::{self, Report, SupervisorArgs, SUPERVISOR_BIN};
+use shared::launch::{Report, SUPERVISOR_BIN};
 use shared::record::{Dependency, Kind, Record};
 use shared::view::View;
 use shared::{Access, Session, SessionId};
@@ -321,8 +322,9 @@ fn preview(prompt: &[u8]) -> String {
         .collect()
 }
 
-/// Starts the supervisor for the session in `dir` (whose token is `token`)
-/// and waits for its report.
+/// Starts the session in `dir` (whose token is `token`) and waits for the
+/// report: a child starts the command, then execs the supervisor's image
+/// (see `supervisor::handoff`), reporting once the command runs.
 fn start_supervisor(
     dir: &Path,
     lock: BorrowedFd<'_>,
@@ -331,52 +333,52 @@ fn start_supervisor(
 ) -> Result<(), Started> {
     let exe = env::current_exe().context("finding codex-spawn's own path")?;
     let supervisor = exe.with_file_name(SUPERVISOR_BIN);
+    // The child reports before it execs the supervisor: make sure there is
+    // one to exec.
+    nix::unistd::access(&supervisor, nix::unistd::AccessFlags::X_OK)
+        .with_context(|| format!("finding {}", supervisor.display()))?;
     let (report_read, report_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).context("creating the report pipe")?;
-    // The supervisor inherits exactly these two descriptors; it marks them
-    // close-on-exec again at once. codex-spawn is single-threaded, so no
-    // other child can inherit them meanwhile.
-    for fd in [lock, report_write.as_fd()] {
-        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::empty()))
-            .context("passing descriptors to the supervisor")?;
-    }
     let mask = umask(FileMode::from_bits_truncate(0o077));
     umask(mask);
-    let args = SupervisorArgs {
-        dir: dir.to_path_buf(),
-        lock_fd: lock.as_raw_fd(),
-        report_fd: report_write.as_raw_fd(),
-        umask: mask.bits(),
-    };
-    let mut command = Command::new(&supervisor);
-    // The `--env` values travel under other names, for the command alone
-    // (see `launch::ENV_PREFIX`); stale carriers are not passed on. The
-    // supervisor carries its session's token, and not the id or token of
-    // a session codex-spawn itself runs in: it is not that session's.
-    for (name, _) in env::vars_os() {
-        if name
-            .to_str()
-            .is_some_and(|n| n.starts_with(launch::ENV_PREFIX))
-        {
-            command.env_remove(name);
+    let lock = lock
+        .try_clone_to_owned()
+        .context("passing the lock to the supervisor")?;
+    // Safety: codex-spawn is single-threaded here, so the child may run
+    // any code (it allocates) until it execs the supervisor's image.
+    let child = match unsafe { nix::unistd::fork() }.context("starting the supervisor")? {
+        ForkResult::Child => {
+            drop(report_read);
+            supervisor::handoff::launch(supervisor::handoff::Launch {
+                dir,
+                lock,
+                report: report_write,
+                umask: mask.bits(),
+                env,
+                token,
+                program: &supervisor,
+            })
         }
-    }
-    command
-        .env_remove("CODEX_BACKGROUND_ID")
-        .env(shared::host::SESSION_VAR, token)
-        .envs(launch::encode_env(env));
-    let mut child = command
-        .args(args.to_args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", supervisor.display()))?;
+        ForkResult::Parent { child } => child,
+    };
     drop(report_write);
+    drop(lock);
+    let wait_child = || waitpid(child, None);
 
     let mut buf = Vec::new();
     let read = fs::File::from(report_read).read_to_end(&mut buf);
-    let report = read.ok().and_then(|_| Report::decode(&buf));
+    // The last line: the child reports `started` before it execs the
+    // supervisor's image, and a failure after that if the exec failed.
+    let last = buf
+        .strip_suffix(b"\n")
+        .unwrap_or(&buf)
+        .rsplit(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default();
+    let report = read.ok().and_then(|_| Report::decode(last));
+    if let Some(Report::Started { .. } | Report::Queued) = report {
+        return Ok(());
+    }
     let record = shared::Record::read(dir).ok();
     let program = || {
         record
@@ -388,7 +390,7 @@ fn start_supervisor(
     match report {
         Some(Report::Started { .. } | Report::Queued) => Ok(()),
         Some(Report::ExecFailed { errno, message: _ }) => {
-            let _ = child.wait();
+            let _ = wait_child();
             let kind = record.as_ref().map_or(Kind::Cmd, |r| r.kind);
             let (code, what) = match Errno::from_raw(errno) {
                 Errno::ENOENT | Errno::ENOTDIR if kind != Kind::Cmd => (
@@ -405,19 +407,19 @@ fn start_supervisor(
             Err(Failure::with_code(code, anyhow!("{}: {what}", program())).into())
         }
         Some(Report::SetupFailed { message }) => {
-            let _ = child.wait();
+            let _ = wait_child();
             Err(Started::SetupFailed(message))
         }
         Some(Report::Failed { message }) => {
-            let _ = child.wait();
+            let _ = wait_child();
             Err(anyhow!("starting {}: {message}", program()).into())
         }
         None => {
-            let status = child.wait();
+            let status = wait_child();
             Err(anyhow!(
                 "the supervisor exited before starting the command ({})",
                 status
-                    .map(|s| s.to_string())
+                    .map(|s| format!("{s:?}"))
                     .unwrap_or_else(|e| e.to_string())
             )
             .into())

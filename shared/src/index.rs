@@ -150,6 +150,11 @@ impl Writer {
         })
     }
 
+    /// The index file, to hand on.
+    pub fn into_file(self) -> File {
+        self.file
+    }
+
     /// The number of entries written (the next entry's number).
     pub fn len(&self) -> u64 {
         self.first + (self.len - HEADER.len() as u64) / ENTRY_SIZE as u64

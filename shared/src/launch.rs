@@ -69,21 +69,82 @@ pub struct SupervisorArgs {
     pub dir: PathBuf,
     /// The inherited descriptor that holds the session's lock.
     pub lock_fd: RawFd,
-    /// The inherited write end of the report pipe.
-    pub report_fd: RawFd,
+    /// The inherited write end of the report pipe; none when the session
+    /// was started before the supervisor's image (see [`Handoff`]), which
+    /// already reported.
+    pub report_fd: Option<RawFd>,
     /// codex-spawn's umask, restored for the command.
     pub umask: u32,
+    /// The session as started before this image was exec'd, if it was.
+    pub handoff: Option<Handoff>,
+}
+
+/// A session whose command was started by codex-spawn's child before that
+/// child exec'd the supervisor's image (so that codex-spawn need not wait
+/// for that image to load): the command's pid and the descriptors the
+/// supervisor inherits. The record already says running and the socket
+/// is bound; the logs exist, empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    /// The command's pid (and process group).
+    pub pid: i32,
+    /// The read ends of stdout and stderr, or a tty session's master and
+    /// no second descriptor.
+    pub output: (RawFd, Option<RawFd>),
+    /// The write end of the command's stdin (`--stdin` pipe sessions).
+    pub stdin: Option<RawFd>,
+    /// The bound attach socket, listening.
+    pub listener: Option<RawFd>,
+    /// A memory file holding the record as it was written when the command
+    /// started (the file on disk may be damaged meanwhile).
+    pub record: RawFd,
+    /// The open logs and index, empty: stdout, stderr, index.
+    pub logs: [RawFd; 3],
+}
+
+impl Handoff {
+    /// Every descriptor it names.
+    pub fn fds(&self) -> Vec<RawFd> {
+        [
+            Some(self.output.0),
+            self.output.1,
+            self.stdin,
+            self.listener,
+            Some(self.record),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.logs)
+        .collect()
+    }
+}
+
+/// A descriptor, or `-` for none.
+fn opt_arg(fd: Option<RawFd>) -> OsString {
+    fd.map_or_else(|| "-".into(), |fd| fd.to_string().into())
 }
 
 impl SupervisorArgs {
     /// The arguments to pass after the program name.
     pub fn to_args(&self) -> Vec<OsString> {
-        vec![
+        let mut v = vec![
             self.dir.clone().into_os_string(),
             self.lock_fd.to_string().into(),
-            self.report_fd.to_string().into(),
+            opt_arg(self.report_fd),
             format!("{:o}", self.umask).into(),
-        ]
+        ];
+        if let Some(h) = &self.handoff {
+            v.extend([
+                h.pid.to_string().into(),
+                h.output.0.to_string().into(),
+                opt_arg(h.output.1),
+                opt_arg(h.stdin),
+                opt_arg(h.listener),
+                h.record.to_string().into(),
+            ]);
+            v.extend(h.logs.iter().map(|fd| fd.to_string().into()));
+        }
+        v
     }
 
     /// Parses the arguments after the program name.
@@ -92,10 +153,36 @@ impl SupervisorArgs {
         let num = |s: Option<OsString>, radix| -> Option<u32> {
             u32::from_str_radix(s?.to_str()?, radix).ok()
         };
-        let lock_fd = num(args.next(), 10)? as RawFd;
-        let report_fd = num(args.next(), 10)? as RawFd;
+        // A descriptor above stdio, or `-`.
+        let fd = |s: Option<OsString>| -> Option<Option<RawFd>> {
+            let s = s?;
+            if s == "-" {
+                return Some(None);
+            }
+            let n = s.to_str()?.parse::<u32>().ok()? as RawFd;
+            (n >= 3).then_some(Some(n))
+        };
+        let lock_fd = fd(args.next())??;
+        let report_fd = fd(args.next())?;
         let umask = num(args.next(), 8)?;
-        if args.next().is_some() || lock_fd < 3 || report_fd < 3 || lock_fd == report_fd {
+        let handoff = match args.next() {
+            None => None,
+            Some(pid) => Some(Handoff {
+                pid: num(Some(pid), 10).filter(|&p| p > 0 && p <= i32::MAX as u32)? as i32,
+                output: (fd(args.next())??, fd(args.next())?),
+                stdin: fd(args.next())?,
+                listener: fd(args.next())?,
+                record: fd(args.next())??,
+                logs: [fd(args.next())??, fd(args.next())??, fd(args.next())??],
+            }),
+        };
+        let mut all: Vec<RawFd> = [lock_fd].into_iter().chain(report_fd).collect();
+        all.extend(handoff.iter().flat_map(Handoff::fds));
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        // A session waits for its report, or was handed off: not both.
+        if args.next().is_some() || all.len() != n || report_fd.is_some() == handoff.is_some() {
             return None;
         }
         Some(SupervisorArgs {
@@ -103,6 +190,7 @@ impl SupervisorArgs {
             lock_fd,
             report_fd,
             umask,
+            handoff,
         })
     }
 }
@@ -163,16 +251,54 @@ mod tests {
         let a = SupervisorArgs {
             dir: "/r/crisp-owlet-3f2a".into(),
             lock_fd: 3,
-            report_fd: 4,
+            report_fd: Some(4),
             umask: 0o022,
+            handoff: None,
         };
         assert_eq!(SupervisorArgs::from_args(a.to_args().into_iter()), Some(a));
+        for (err, stdin, listener) in [(Some(6), Some(7), Some(8)), (None, None, None)] {
+            let (err, stdin, listener): (Option<RawFd>, Option<RawFd>, Option<RawFd>) =
+                (err, stdin, listener);
+            let b = SupervisorArgs {
+                dir: "/r/crisp-owlet-3f2a".into(),
+                lock_fd: 3,
+                report_fd: None,
+                umask: 0o022,
+                handoff: Some(Handoff {
+                    pid: 4242,
+                    output: (5, err),
+                    stdin,
+                    listener,
+                    record: 9,
+                    logs: [10, 11, 12],
+                }),
+            };
+            assert_eq!(SupervisorArgs::from_args(b.to_args().into_iter()), Some(b));
+        }
         let bad = |v: &[&str]| SupervisorArgs::from_args(v.iter().map(OsString::from));
+        // Both a report and a handoff; a descriptor twice; stdio.
+        assert_eq!(
+            bad(&["/d", "3", "4", "22", "9", "5", "-", "-", "-", "10", "11", "12", "13"]),
+            None
+        );
+        assert_eq!(
+            bad(&["/d", "3", "-", "22", "9", "3", "-", "-", "-", "10", "11", "12", "13"]),
+            None
+        );
+        assert_eq!(
+            bad(&["/d", "3", "-", "22", "9", "1", "-", "-", "-", "10", "11", "12", "13"]),
+            None
+        );
+        assert_eq!(bad(&["/d", "3", "-", "22"]), None);
         assert_eq!(bad(&["/d", "3", "4"]), None);
         assert_eq!(bad(&["/d", "3", "3", "22"]), None);
         assert_eq!(bad(&["/d", "x", "4", "22"]), None);
         assert_eq!(bad(&["/d", "3", "4", "99"]), None);
         assert_eq!(bad(&["/d", "3", "4", "22", "more"]), None);
+        assert_eq!(
+            bad(&["/d", "3", "-", "22", "9", "5", "6", "7", "8", "10", "11", "12", "13", "more"]),
+            None
+        );
     }
 
     #[test]

@@ -48,6 +48,11 @@ impl Lock {
             file: File::from(fd),
         }
     }
+
+    /// The descriptor holding the lock, to pass on to another image.
+    pub fn into_fd(self) -> OwnedFd {
+        OwnedFd::from(self.file)
+    }
 }
 
 impl AsFd for Lock {

@@ -241,13 +241,18 @@ fn check_listing(t: &TestRoot, settled: bool) -> BTreeMap<String, usize> {
         if status == "running" {
             let sup = v["supervisor_pid"].as_i64().unwrap_or(0) as i32;
             let argv = cmdline(sup);
+            // Mid-start, the supervisor may still be codex-spawn's child
+            // at the handoff (it started the command, then execs
+            // codex-supervisor); once settled, it is codex-supervisor.
+            let handing_off = !settled && argv.first().is_some_and(|a| a.ends_with("/codex-spawn"));
             ps.check(
                 sup > 1
                     && is_alive(sup)
-                    && argv
-                        .first()
-                        .is_some_and(|a| a.ends_with("/codex-supervisor"))
-                    && argv.get(1).map(String::as_str) == v["dir"].as_str(),
+                    && (handing_off
+                        || argv
+                            .first()
+                            .is_some_and(|a| a.ends_with("/codex-supervisor"))
+                            && argv.get(1).map(String::as_str) == v["dir"].as_str()),
                 &format!(
                     "{id} lists as running but its supervisor {sup} does not run it: {argv:?}"
                 ),

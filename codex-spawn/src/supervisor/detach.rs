@@ -9,7 +9,14 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 /// keeping only the descriptors in `keep` (besides stdio, which codex-spawn
 /// already pointed at /dev/null).
 pub fn detach(keep: &[RawFd]) -> nix::Result<()> {
-    nix::unistd::setsid()?;
+    // Already a session leader when codex-spawn's child detached before
+    // exec'ing this image (see `crate::handoff`).
+    if let Err(e) = nix::unistd::setsid() {
+        let me = nix::unistd::getpid();
+        if e != nix::errno::Errno::EPERM || nix::unistd::getsid(None) != Ok(me) {
+            return Err(e);
+        }
+    }
     for sig in [Signal::SIGHUP, Signal::SIGPIPE, Signal::SIGXFSZ] {
         // Safety: SIG_IGN installs no handler code, so nothing can run in
         // signal context.

@@ -63,21 +63,32 @@ pub struct Logs {
 impl Logs {
     /// Creates the empty logs and index in `dir`.
     pub fn create(dir: &Path, max_size: Option<u64>) -> shared::Result<Logs> {
-        let open = |stream: Stream| -> shared::Result<LogWriter> {
-            Ok(LogWriter {
-                stream,
-                file: create_private(&stream.log_path(dir))?,
-                file_len: 0,
-                logged: 0,
-                prev_base: 0,
-            })
-        };
         let index_path = dir.join(layout::INDEX);
-        let index = index::Writer::new(create_private(&index_path)?, &index_path)?;
+        let files = [
+            create_private(&Stream::Stdout.log_path(dir))?,
+            create_private(&Stream::Stderr.log_path(dir))?,
+            create_private(&index_path)?,
+        ];
+        Logs::adopt(dir, max_size, files)
+    }
+
+    /// The logs and index of `dir`, empty, from their open files (stdout,
+    /// stderr, index): those [`Logs::into_files`] gave codex-spawn's child
+    /// before it exec'd this image (see [`crate::handoff`]).
+    pub fn adopt(dir: &Path, max_size: Option<u64>, files: [File; 3]) -> shared::Result<Logs> {
+        let [out, err, index] = files;
+        let writer = |stream: Stream, file: File| LogWriter {
+            stream,
+            file,
+            file_len: 0,
+            logged: 0,
+            prev_base: 0,
+        };
+        let index = index::Writer::new(index, &dir.join(layout::INDEX))?;
         Ok(Logs {
             dir: dir.to_path_buf(),
-            out: open(Stream::Stdout)?,
-            err: open(Stream::Stderr)?,
+            out: writer(Stream::Stdout, out),
+            err: writer(Stream::Stderr, err),
             index,
             entries: Vec::new(),
             max_size: max_size.filter(|&m| m > 0),
@@ -85,6 +96,12 @@ impl Logs {
             last_time: Timestamp::default(),
             rotated: false,
         })
+    }
+
+    /// The open files of logs nothing was logged to yet: stdout, stderr,
+    /// index.
+    pub fn into_files(self) -> [File; 3] {
+        [self.out.file, self.err.file, self.index.into_file()]
     }
 
     /// Writes the index entries of everything logged so far, with one

@@ -320,7 +320,18 @@ fn read_pty(
             break;
         }
         budget = budget.saturating_sub(chunk.len());
-        logs.log_chunk(Stream::Stdout, &chunk, Timestamp::now());
+        let now = Timestamp::now();
+        // Attached terminals first: an echo reaches the person typing
+        // without waiting for the log's write (the loop is single-threaded,
+        // so no client attaches between the two).
+        let frame = Frame::Stdout(chunk);
+        if let Some(server) = server.as_mut().filter(|s| s.has_clients()) {
+            server.broadcast(&frame);
+        }
+        let Frame::Stdout(chunk) = frame else {
+            unreachable!("built as Stdout above")
+        };
+        logs.log_chunk(Stream::Stdout, &chunk, now);
         let asked = heard.as_mut().is_some_and(|h| h.feed(&chunk));
         let terminals = server.as_ref().is_some_and(Server::has_terminals);
         if asked && !terminals {
@@ -328,9 +339,6 @@ fn read_pty(
         }
         if !terminals {
             pty.answer_queries(&chunk);
-        }
-        if let Some(server) = server.as_mut().filter(|s| s.has_clients()) {
-            server.broadcast(&Frame::Stdout(chunk));
         }
     }
 }

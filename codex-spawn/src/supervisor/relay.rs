@@ -53,6 +53,7 @@ impl Supervisor {
     /// Relays until the command and everything it started have ended, then
     /// writes the final record. Returns when the session is over.
     pub fn run(mut self) -> shared::Result<()> {
+        crate::trim::start_up_code();
         while !self.done() {
             let ready = self.wait()?;
             let to = Consumers {

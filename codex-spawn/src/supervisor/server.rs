@@ -110,23 +110,35 @@ pub struct Server {
     next_id: u64,
 }
 
+/// Binds `dir/attach.sock` (through /proc/self/fd when the path is too
+/// long for a socket address), readable and writable by the owner only.
+pub fn listen(dir: &Path) -> io::Result<UnixListener> {
+    let path = dir.join(layout::SOCKET);
+    let _ = std::fs::remove_file(&path);
+    let dir_file = File::open(dir)?;
+    let bind_path = protocol::socket_path(dir, Some(dir_file.as_raw_fd()));
+    let listener = UnixListener::bind(&bind_path)?;
+    drop(dir_file);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(listener)
+}
+
 impl Server {
     /// Binds `dir/attach.sock` (through /proc/self/fd when the path is too
     /// long for a socket address), readable and writable by the owner only.
     pub fn bind(dir: &Path) -> io::Result<Server> {
-        let path = dir.join(layout::SOCKET);
-        let _ = std::fs::remove_file(&path);
-        let dir_file = File::open(dir)?;
-        let bind_path = protocol::socket_path(dir, Some(dir_file.as_raw_fd()));
-        let listener = UnixListener::bind(&bind_path)?;
-        drop(dir_file);
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        Server::listening(listen(dir)?, dir)
+    }
+
+    /// Serves `listener`, bound to `dir/attach.sock` by [`listen`] (in
+    /// codex-spawn's child, before this image was exec'd).
+    pub fn listening(listener: UnixListener, dir: &Path) -> io::Result<Server> {
         listener.set_nonblocking(true)?;
         let max_clients = (fd_limit().saturating_sub(FD_RESERVE) as usize).clamp(1, MAX_CLIENTS);
         Ok(Server {
             listener,
             listener_ready: false,
-            path,
+            path: dir.join(layout::SOCKET),
             clients: Vec::new(),
             max_clients,
             spare: File::open("/dev/null").ok(),
