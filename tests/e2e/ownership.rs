@@ -225,8 +225,13 @@ fn env_values_reach_the_command_and_never_the_supervisor() {
             .all(|e| !e.starts_with(b"CODEX_SUPERVISOR_ENV_")),
         "the command sees the carriers of the values"
     );
-    assert!(String::from_utf8_lossy(&t.read(&id, "stdout.log"))
-        .contains("only-for-the-command Pacific/Kiritimati"));
+    // Logged once the supervisor has read it (it may still be loading).
+    assert!(
+        eventually(WAIT, || String::from_utf8_lossy(&t.read(&id, "stdout.log"))
+            .contains("only-for-the-command Pacific/Kiritimati")),
+        "the command did not see its values: {:?}",
+        String::from_utf8_lossy(&t.read(&id, "stdout.log"))
+    );
     t.tool("codex-rm", &["-f", "--grace", "1s", &id])
         .expect_success();
 }

@@ -69,11 +69,18 @@ pub fn launch(l: Launch<'_>) -> ! {
     if let Err(e) = null_stdio() {
         fail(&mut report, format!("opening /dev/null: {e}"));
     }
+    // Started from inside another session, this process carries that
+    // session's token in its /proc environment until it execs: were it to
+    // report first and exec after, the outer session's clean-up could take
+    // it for one of its own in between. A nested session's supervisor is
+    // exec'd at once, carrying its own token.
+    let nested = std::env::var_os(shared::host::SESSION_VAR).is_some();
     environment(l.env, l.token);
     let lock_fd = l.lock.as_raw_fd();
-    let quick = Record::read(l.dir).ok().is_some_and(|r| {
-        !wait::needed(&r) && r.worktree.as_ref().is_none_or(|w| w.setup.is_none())
-    });
+    let quick = !nested
+        && Record::read(l.dir).ok().is_some_and(|r| {
+            !wait::needed(&r) && r.worktree.as_ref().is_none_or(|w| w.setup.is_none())
+        });
     if !quick {
         // The supervisor starts the command itself and reports.
         let args = SupervisorArgs {
