@@ -15,16 +15,16 @@ use std::thread;
 
 use ::cli::host::{qualified, split_selector};
 use ::cli::{ssh, Dest, Failure};
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::CommandFactory;
 use serde::Deserialize;
 use shared::agent::Agent;
 use shared::units::human_size;
 use shared::view::View;
-use shared::{Access, Selector, Timestamp};
+use shared::Timestamp;
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_width::UnicodeWidthStr;
 
 use crate::cli::Cli;
 
@@ -251,14 +251,7 @@ fn ask(cli: &Cli, dest: &Dest, selectors: &[String], filters: &[String]) -> Answ
 
 /// This host's rows, as `codex-ps --json` prints them.
 fn local(cli: &Cli, selectors: &[String]) -> anyhow::Result<Vec<String>> {
-    let selectors: Vec<Selector> = selectors
-        .iter()
-        .map(|s| Selector::parse(s, true))
-        .collect::<Result<_, _>>()?;
-    let root = cli.root.open(Access::Read)?;
-    let sessions = root
-        .list()
-        .with_context(|| format!("listing {}", root.path().display()))?;
+    let (selectors, sessions) = crate::list::load(cli, selectors)?;
     let rows = crate::list::pick(cli, &selectors, &sessions)?;
     Ok(rows
         .into_iter()
@@ -307,7 +300,7 @@ fn table(rows: &[(usize, Row, String, &Dest)], width: Option<usize>) -> String {
             .sum();
         let room = width.saturating_sub(used).max(10);
         for row in &mut cells {
-            row[9] = cut(&row[9], room);
+            row[9] = crate::table::cut(&row[9], room);
         }
     }
     let mut builder = Builder::with_capacity(cells.len() + 1, HEADER.len());
@@ -369,23 +362,4 @@ fn prompt_cell(r: &Row) -> String {
             .collect::<Vec<_>>()
             .join(" "),
     }
-}
-
-/// `s` cut to `max` terminal columns, ending in `…` when cut.
-fn cut(s: &str, max: usize) -> String {
-    if s.width() <= max {
-        return s.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in s.chars() {
-        let w = c.width().unwrap_or(0);
-        if used + w > max.saturating_sub(1) {
-            break;
-        }
-        used += w;
-        out.push(c);
-    }
-    out.push('…');
-    out
 }

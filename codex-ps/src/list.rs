@@ -17,15 +17,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     if crate::hosts::wanted(&cli) {
         return crate::hosts::run(cli);
     }
-    let selectors: Vec<Selector> = cli
-        .selectors
-        .iter()
-        .map(|s| Selector::parse(s, true))
-        .collect::<Result<_, _>>()?;
-    let root = cli.root.open(Access::Read)?;
-    let sessions = root
-        .list()
-        .with_context(|| format!("listing {}", root.path().display()))?;
+    let (selectors, sessions) = load(&cli, &cli.selectors)?;
 
     let mut rows = pick(&cli, &selectors, &sessions)?;
     let waited;
@@ -117,6 +109,20 @@ fn wait_for(
 
 /// The rows of `sessions` (newest first) that `selectors` (all when none)
 /// and `cli`'s filters pick, with their row numbers; at most `--last`.
+/// The sessions of this host's root, newest first, and `selectors`
+/// parsed (row numbers allowed).
+pub fn load(cli: &Cli, selectors: &[String]) -> anyhow::Result<(Vec<Selector>, Vec<Session>)> {
+    let selectors: Vec<Selector> = selectors
+        .iter()
+        .map(|s| Selector::parse(s, true))
+        .collect::<Result<_, _>>()?;
+    let root = cli.root.open(Access::Read)?;
+    let sessions = root
+        .list()
+        .with_context(|| format!("listing {}", root.path().display()))?;
+    Ok((selectors, sessions))
+}
+
 pub fn pick<'a>(
     cli: &Cli,
     selectors: &[Selector],

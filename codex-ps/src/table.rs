@@ -286,7 +286,7 @@ fn shell_words(argv: &[OsString]) -> String {
 
 /// `s` cut to `max` terminal columns, the last one `…` when cut (wide
 /// characters take two columns, combining marks none).
-fn cut(s: &str, max: usize) -> String {
+pub fn cut(s: &str, max: usize) -> String {
     if s.width() <= max {
         return s.to_string();
     }

@@ -369,7 +369,8 @@ fn sorted_lines(text: &str) -> Vec<String> {
 fn ended(t: &TestRoot, h: &SshHosts, sel: &str) {
     assert!(eventually(WAIT, || {
         let out = h.tool(t, "codex-ps").args(["--json", sel]).run();
-        out.stdout_str().contains("\"status\":\"exited\"")
+        serde_json::from_str::<serde_json::Value>(out.stdout_str().trim())
+            .is_ok_and(|row| row["status"] == "exited")
     }));
 }
 
@@ -608,7 +609,8 @@ fn attach_through_ssh_t_detach_keys_restore_and_exit_code() {
     tmux.wait_rc(n, 0);
     assert_eq!(tmux.run("stty -a"), stty0, "the terminal was not restored");
     let rec = h.host("box1").root.join("sh1/session.json");
-    assert!(file_text(&rec).contains("\"running\""));
+    let record: serde_json::Value = serde_json::from_str(&file_text(&rec)).unwrap();
+    assert_eq!(record["state"], "running", "{record:#}");
     // Attach again, and let the session end with 7 while attached.
     tmux.clear();
     let (n, _) = tmux.attach("-H box1 sh1", |l| {

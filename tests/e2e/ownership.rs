@@ -32,6 +32,20 @@ fn running_pids(t: &TestRoot, id: &str) -> (i32, i32) {
     (int(&rec, "pid") as i32, int(&rec, "supervisor_pid") as i32)
 }
 
+/// Session `outer`, whose command starts session `inner` and then sleeps;
+/// returns once both run, with inner's command and supervisor pids.
+fn start_nested(t: &TestRoot) -> (i32, i32) {
+    let argv = nesting_script("inner", "sleep 300");
+    let mut args = vec!["-n", "outer", "--"];
+    args.extend(argv.iter().map(String::as_str));
+    t.spawn_id(&args);
+    let inner = running_pids(t, "inner");
+    assert!(eventually(WAIT, || {
+        procs_running("outer", &["sleep", "300"]).len() == 1
+    }));
+    inner
+}
+
 /// Fails unless session `id` still runs, its supervisor and command alive.
 fn assert_still_runs(t: &TestRoot, id: &str, pids: (i32, i32), after: &str) {
     let alive = is_alive(pids.0) && is_alive(pids.1);
@@ -74,17 +88,7 @@ fn a_nested_session_outlives_the_end_and_the_cleanup_of_the_outer_one() {
 #[test]
 fn removing_the_outer_session_with_force_leaves_the_nested_one_running() {
     let t = TestRoot::new("nest-rm");
-    let argv = nesting_script("inner", "sleep 300");
-    let mut args = vec!["-n", "outer", "--"];
-    args.extend(argv.iter().map(String::as_str));
-    t.spawn_id(&args);
-    let inner = running_pids(&t, "inner");
-    assert!(eventually(WAIT, || procs_running(
-        "outer",
-        &["sleep", "300"]
-    )
-    .len()
-        == 1));
+    let inner = start_nested(&t);
 
     t.tool("codex-rm", &["-f", "--grace", "1s", "outer"])
         .expect_success();
@@ -97,17 +101,7 @@ fn removing_the_outer_session_with_force_leaves_the_nested_one_running() {
 #[test]
 fn a_lost_sessions_leftovers_spare_a_nested_session_that_inherited_its_id() {
     let t = TestRoot::new("nest-lost");
-    let argv = nesting_script("inner", "sleep 300");
-    let mut args = vec!["-n", "outer", "--"];
-    args.extend(argv.iter().map(String::as_str));
-    t.spawn_id(&args);
-    let inner = running_pids(&t, "inner");
-    assert!(eventually(WAIT, || procs_running(
-        "outer",
-        &["sleep", "300"]
-    )
-    .len()
-        == 1));
+    let inner = start_nested(&t);
     make_lost(&t, "outer");
 
     let out = t.tool("codex-rm", &["-f", "--grace", "1s", "outer"]);

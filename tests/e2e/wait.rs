@@ -54,11 +54,9 @@ fn wait_for_one_session_exits_with_its_code_and_lists_it() {
     assert_eq!(out.stdout_str(), format!("{id}\n"));
     let (out, _) = timed(&t, &["--wait", "--json", &id]);
     out.expect_code(3);
-    assert!(
-        out.stdout_str().contains("\"exit_code\":3"),
-        "{}",
-        out.stdout_str()
-    );
+    let row: serde_json::Value = serde_json::from_str(out.stdout_str().trim())
+        .unwrap_or_else(|e| out.fail(&format!("not one JSON line: {e}")));
+    assert_eq!(row["exit_code"], 3, "{row:#}");
 }
 
 #[test]
