@@ -67,7 +67,13 @@ fn logs_exit_code_and_modes(umask: &str) {
     assert_ne!(sup, pid, "{}", ctx());
     assert!(is_alive(sup), "supervisor {sup} is not running\n{}", ctx());
     assert!(is_alive(pid), "command {pid} is not running\n{}", ctx());
-    let exe = fs::read_link(format!("/proc/{sup}/exe")).unwrap_or_default();
+    // codex-spawn returns once the command runs; the supervisor's image
+    // may still be loading in the process that started it (issue 21).
+    let exe = || fs::read_link(format!("/proc/{sup}/exe")).unwrap_or_default();
+    eventually(WAIT, || {
+        exe().to_string_lossy().contains("codex-supervisor")
+    });
+    let exe = exe();
     assert!(
         exe.to_string_lossy().contains("codex-supervisor"),
         "supervisor_pid {sup} runs {exe:?}, not codex-supervisor\n{}",
