@@ -60,7 +60,7 @@ impl Filter {
 
     /// Whether `session` passes this filter.
     pub fn matches(&self, session: &Session) -> bool {
-        let record = session.record.as_ref().ok();
+        let record = session.record.as_deref().ok();
         match self {
             Filter::Status(s) => session.status == *s,
             Filter::Kind(k) => record.is_some_and(|r| r.kind == *k),

@@ -116,7 +116,7 @@ fn fit(cells: &[[String; COLUMNS]], shown: &mut [bool; COLUMNS], width: usize) -
 }
 
 fn cells(index: usize, s: &Session, look: &Look) -> [String; COLUMNS] {
-    let r = s.record.as_ref().ok();
+    let r = s.record.as_deref().ok();
     let dash = || "-".to_string();
     let created = s.created_at();
     [
@@ -242,7 +242,7 @@ fn what_cell(r: &shared::Record) -> String {
 
 /// `running`, `exited 0`, `killed SIGTERM`, `timed out`, `lost`…
 pub fn status_text(s: &Session) -> String {
-    let r = s.record.as_ref().ok();
+    let r = s.record.as_deref().ok();
     match s.status {
         Status::Exited if r.is_some_and(|r| r.timed_out) => "timed out".into(),
         Status::Exited => match r.map(|r| (&r.signal, r.exit_code)) {

@@ -120,7 +120,7 @@ fn watch(sessions: &[Session]) -> Option<Inotify> {
 /// The exit status for one session that ended, saying why on stderr when
 /// it did not simply exit: its exit code; 1 when it has none.
 pub fn code_of(session: &Session) -> i32 {
-    let record = session.record.as_ref().ok();
+    let record = session.record.as_deref().ok();
     match session.status {
         Status::Exited => record.and_then(|r| r.exit_code).unwrap_or(1),
         Status::Lost => {

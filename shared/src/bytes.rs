@@ -71,16 +71,35 @@ pub fn json_text(text: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
 /// Serializes bytes as a JSON string by the convention (for
 /// `#[serde(serialize_with)]`; JSON serializers only).
 pub fn serialize<S: Serializer>(bytes: &OsStr, s: S) -> Result<S::Ok, S::Error> {
-    raw(bytes.as_bytes()).serialize(s)
+    match plain(bytes.as_bytes()) {
+        Some(text) => s.serialize_str(text),
+        None => raw(bytes.as_bytes()).serialize(s),
+    }
 }
 
 /// [`serialize`] for a list.
 pub fn serialize_all<S: Serializer>(all: &[OsString], s: S) -> Result<S::Ok, S::Error> {
     let mut seq = s.serialize_seq(Some(all.len()))?;
     for b in all {
-        seq.serialize_element(&raw(b.as_bytes()))?;
+        match plain(b.as_bytes()) {
+            Some(text) => seq.serialize_element(text)?,
+            None => seq.serialize_element(&raw(b.as_bytes()))?,
+        }
     }
     seq.end()
+}
+
+/// `bytes` as text when [`write_json_string`] would write them unchanged
+/// between the quotes (valid UTF-8 without quotes, backslashes, control
+/// characters or DEL), which a JSON serializer then writes as they are:
+/// most paths and command lines, written without building a copy.
+fn plain(bytes: &[u8]) -> Option<&str> {
+    let quiet = |&b: &u8| b >= 0x20 && b != 0x7f && b != b'"' && b != b'\\';
+    bytes
+        .iter()
+        .all(quiet)
+        .then(|| std::str::from_utf8(bytes).ok())
+        .flatten()
 }
 
 /// [`serialize`] for an optional value (`null` when absent).
@@ -202,5 +221,38 @@ mod tests {
         let fixed = json_text(b"{\"a\":\"x\xffy\"}").unwrap();
         assert_eq!(fixed.as_ref(), br#"{"a":"x\udcffy"}"#);
         assert!(json_text(b"not json \xff").is_none());
+    }
+
+    /// The quick way for plain text writes exactly what the escaping way
+    /// writes, and every byte that needs escaping takes the escaping way.
+    #[test]
+    fn plain_text_is_written_as_the_escaping_way_writes_it() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"/home/me/src".to_vec(),
+            "héllo wörld ✓ \u{2028}".as_bytes().to_vec(),
+            b"a\x7fb".to_vec(),
+            b"\xff".to_vec(),
+        ];
+        cases.extend((0u8..=0x7f).map(|b| vec![b'x', b, b'y']));
+        for bytes in cases {
+            let one = OsString::from_vec(bytes.clone());
+            let quick = serde_json::to_string(&T {
+                one: one.clone(),
+                all: vec![one.clone()],
+            })
+            .unwrap();
+            let slow = format!(r#"{{"one":{s},"all":[{s}]}}"#, s = json_string(&bytes));
+            assert_eq!(quick, slow, "{bytes:?}");
+            let plain = plain(&bytes).is_some();
+            let escapes = bytes
+                .iter()
+                .any(|&b| b < 0x20 || b == 0x7f || b == b'"' || b == b'\\');
+            assert_eq!(
+                plain,
+                !escapes && std::str::from_utf8(&bytes).is_ok(),
+                "{bytes:?}"
+            );
+        }
     }
 }

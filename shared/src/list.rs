@@ -6,12 +6,14 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::files::{self, Beneath};
 use crate::id::SessionId;
-use crate::layout::Stream;
+use crate::layout::{Stream, RECORD};
 use crate::record::{Record, State};
 use crate::root::Root;
 use crate::status::Status;
@@ -24,8 +26,9 @@ pub struct Session {
     pub id: SessionId,
     /// The session directory.
     pub dir: PathBuf,
-    /// The record, or why it could not be read.
-    pub record: Result<Record>,
+    /// The record, or why it could not be read (boxed: a listing sorts
+    /// thousands of sessions, which move as pointers).
+    pub record: Result<Box<Record>>,
     /// The derived status.
     pub status: Status,
 }
@@ -33,19 +36,51 @@ pub struct Session {
 impl Session {
     /// Reads the session in `dir` named `id`.
     pub fn load(id: SessionId, dir: PathBuf) -> Session {
-        let mut record = check_is_dir(&dir)
-            .and_then(|()| Record::read(&dir))
-            .and_then(|r| {
-                if r.id == id.as_str() {
-                    Ok(r)
-                } else {
-                    Err(Error::Parse {
-                        what: "record",
-                        input: r.id,
-                        hint: "the record's id differs from its directory's name",
-                    })
+        let record = check_is_dir(&dir).and_then(|()| Record::read(&dir));
+        Session::with_record(id, dir, record)
+    }
+
+    /// Reads the session named `id` of the root open as `root` (its path
+    /// `dir`) the quick way ([`files::read_beneath`]), falling back on
+    /// [`Session::load`] for anything the quick way cannot read or parse,
+    /// so that the outcome and its error are always the careful way's.
+    fn load_beneath(
+        id: SessionId,
+        dir: PathBuf,
+        root: BorrowedFd<'_>,
+        quick: &mut Quick,
+    ) -> Session {
+        if quick.supported {
+            let rel = Path::new(id.as_str()).join(RECORD);
+            match files::read_beneath(root, &rel, files::MAX_RECORD, &mut quick.buf) {
+                Ok(()) => {
+                    // The path only words a parse error, which sends us
+                    // the careful way anyway.
+                    if let Ok(r) = Record::from_slice(&rel, &quick.buf) {
+                        return Session::with_record(id, dir, Ok(r));
+                    }
                 }
-            });
+                Err(Beneath::Unsupported) => quick.supported = false,
+                Err(Beneath::Failed) => {}
+            }
+        }
+        Session::load(id, dir)
+    }
+
+    /// The session named `id` in `dir` whose record read gave `record`:
+    /// the id checked against the directory's name, the status derived.
+    fn with_record(id: SessionId, dir: PathBuf, record: Result<Record>) -> Session {
+        let mut record = record.and_then(|r| {
+            if r.id == id.as_str() {
+                Ok(Box::new(r))
+            } else {
+                Err(Error::Parse {
+                    what: "record",
+                    input: r.id,
+                    hint: "the record's id differs from its directory's name",
+                })
+            }
+        });
         let mut status = match &record {
             Ok(r) => Status::derive(r, &dir),
             Err(_) => Status::Corrupt,
@@ -58,7 +93,7 @@ impl Session {
                 if let Ok(again) = Record::read(&dir) {
                     if again.state != r.state && again.id == r.id {
                         status = Status::derive(&again, &dir);
-                        record = Ok(again);
+                        record = Ok(Box::new(again));
                     }
                 }
             }
@@ -109,6 +144,14 @@ impl Session {
     }
 }
 
+/// The state of the quick way of reading records through one listing.
+struct Quick {
+    /// False once `openat2` turned out to be missing.
+    supported: bool,
+    /// The buffer each record is read into, reused.
+    buf: Vec<u8>,
+}
+
 /// Refuses a session "directory" that is a symlink or not a directory, so
 /// that nothing reads or writes through a link out of the root.
 fn check_is_dir(dir: &std::path::Path) -> Result<()> {
@@ -150,25 +193,92 @@ impl Root {
     }
 
     /// Every session, newest first (ties broken by id).
+    ///
+    /// A large root is read by a few threads at once (one per core, at
+    /// most [`MAX_READERS`]), each taking a share of the sessions: reading
+    /// and parsing records is most of a listing's time, and independent.
     pub fn list(&self) -> Result<Vec<Session>> {
-        let mut sessions: Vec<Session> = self
-            .ids()?
-            .into_iter()
-            .map(|id| {
-                let dir = self.session_dir(&id);
-                Session::load(id, dir)
-            })
-            // Removed since the directory was listed: gone, not corrupt.
-            .filter(|s| s.record.is_ok() || fs::symlink_metadata(&s.dir).is_ok())
-            .collect();
+        let ids = self.ids()?;
+        // One descriptor of the root, beneath which each record is opened.
+        let root = fs::File::open(self.path()).ok();
+        let readers = if ids.len() < SESSIONS_PER_READER {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_READERS)
+                .min(ids.len() / SESSIONS_PER_READER)
+        };
+        let share = ids.len().div_ceil(readers.max(1)).max(1);
+        let mut shares: Vec<Vec<SessionId>> = Vec::with_capacity(readers);
+        let mut ids = ids.into_iter();
+        loop {
+            let part: Vec<SessionId> = ids.by_ref().take(share).collect();
+            if part.is_empty() {
+                break;
+            }
+            shares.push(part);
+        }
+        let read = |part: Vec<SessionId>| self.load_all(part, root.as_ref());
+        let mut sessions: Vec<Session> = match shares.len() {
+            0 => Vec::new(),
+            1 => read(shares.pop().expect("one share")),
+            _ => std::thread::scope(|scope| {
+                let running: Vec<_> = shares
+                    .into_iter()
+                    .map(|part| scope.spawn(move || read(part)))
+                    .collect();
+                running
+                    .into_iter()
+                    .flat_map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            }),
+        };
         sort_newest_first(&mut sessions);
         Ok(sessions)
     }
+
+    /// The sessions named `ids`, read beneath `root` (this root, open)
+    /// when there is one; those removed since the root was listed left
+    /// out.
+    fn load_all(&self, ids: Vec<SessionId>, root: Option<&fs::File>) -> Vec<Session> {
+        let mut quick = Quick {
+            supported: root.is_some(),
+            buf: Vec::with_capacity(16 << 10),
+        };
+        let mut sessions = Vec::with_capacity(ids.len());
+        for id in ids {
+            let dir = self.session_dir(&id);
+            let session = match root {
+                Some(f) => Session::load_beneath(id, dir, f.as_fd(), &mut quick),
+                None => Session::load(id, dir),
+            };
+            // Removed since the directory was listed: gone, not corrupt.
+            if session.record.is_ok() || fs::symlink_metadata(&session.dir).is_ok() {
+                sessions.push(session);
+            }
+        }
+        sessions
+    }
 }
+
+/// The fewest sessions worth a thread of their own when listing.
+const SESSIONS_PER_READER: usize = 1000;
+
+/// The most threads reading one root.
+pub const MAX_READERS: usize = 4;
 
 /// Sorts sessions newest first, ties broken by id.
 pub fn sort_newest_first(sessions: &mut [Session]) {
-    sessions.sort_by_cached_key(|s| (std::cmp::Reverse(s.created_at()), s.id.clone()));
+    sessions.sort_by_cached_key(|s| std::cmp::Reverse(s.created_at()));
+    // Ties (sessions created in the same nanosecond) by id, in place.
+    let mut start = 0;
+    while start < sessions.len() {
+        let at = sessions[start].created_at();
+        let end = start + sessions[start..].partition_point(|s| s.created_at() == at);
+        sessions[start..end].sort_by(|a, b| a.id.cmp(&b.id));
+        start = end;
+    }
 }
 
 #[cfg(test)]

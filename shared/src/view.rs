@@ -3,7 +3,7 @@
 //! names and types are a stable interface (see the README).
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 
 use serde::Serialize;
 
@@ -13,12 +13,15 @@ use crate::status::Status;
 use crate::time::Timestamp;
 
 /// A session as scripts see it; `None` serializes as `null`.
+///
+/// It borrows from the session it shows: a listing of thousands writes
+/// each one out without copying its record.
 #[derive(Debug, Clone, Serialize)]
-pub struct View {
+pub struct View<'a> {
     /// Row number in the newest-first list (0 is the newest), when known.
     pub index: Option<usize>,
     /// The session id.
-    pub id: String,
+    pub id: &'a str,
     /// `exec`, `repl` or `cmd`.
     pub kind: Option<&'static str>,
     /// starting, running, exited, failed, lost or corrupt.
@@ -26,7 +29,7 @@ pub struct View {
     /// The exit code (128+N when signal N killed the command).
     pub exit_code: Option<i32>,
     /// The signal that killed the command, such as `"SIGTERM"`.
-    pub signal: Option<String>,
+    pub signal: Option<&'a str>,
     /// Whether `--timeout` stopped the command.
     pub timed_out: bool,
     /// The command's pid.
@@ -43,25 +46,25 @@ pub struct View {
     pub ended_at: Option<Timestamp>,
     /// The command's working directory (bytes that are not UTF-8 as
     /// `\udcXX`, see [`crate::bytes`]).
-    #[serde(serialize_with = "crate::bytes::serialize_opt")]
-    pub cwd: Option<OsString>,
+    #[serde(serialize_with = "serialize_opt")]
+    pub cwd: Option<&'a OsStr>,
     /// The command line (as `cwd`).
-    #[serde(serialize_with = "crate::bytes::serialize_all")]
-    pub argv: Vec<OsString>,
+    #[serde(serialize_with = "serialize_all")]
+    pub argv: &'a [OsString],
     /// The start of the prompt (exec and repl sessions).
-    pub prompt: Option<String>,
+    pub prompt: Option<&'a str>,
     /// The session this one continues (`exec --resume`), by id.
-    pub continues: Option<String>,
+    pub continues: Option<&'a str>,
     /// Whether the command runs in a pty.
     pub tty: bool,
     /// Whether the command's stdin is open for input.
     pub stdin: bool,
     /// User labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
     /// `--queue`: the queue's name and limit.
-    pub queue: Option<crate::record::QueueSpec>,
+    pub queue: Option<&'a crate::record::QueueSpec>,
     /// `--after`/`--after-ok`: the sessions it waits for.
-    pub after: Vec<crate::record::Dependency>,
+    pub after: &'a [crate::record::Dependency],
     /// Bytes logged on stdout.
     pub stdout_bytes: u64,
     /// Bytes logged on stderr.
@@ -69,29 +72,29 @@ pub struct View {
     /// Bytes that could not be logged.
     pub dropped_bytes: u64,
     /// The session directory (as `cwd`: never a lossy U+FFFD).
-    #[serde(serialize_with = "crate::bytes::serialize")]
-    pub dir: OsString,
+    #[serde(serialize_with = "serialize")]
+    pub dir: &'a OsStr,
     /// What went wrong: the record's error, or why it is corrupt.
     pub error: Option<String>,
     /// Exec sessions: what the agent is doing.
-    pub agent: Option<crate::agent::Agent>,
+    pub agent: Option<&'a crate::agent::Agent>,
     /// `--worktree` sessions: the worktree, the branch and what became of
     /// the work.
-    pub worktree: Option<crate::worktree::Worktree>,
+    pub worktree: Option<&'a crate::worktree::Worktree>,
 }
 
-impl View {
+impl<'a> View<'a> {
     /// The view of `session`, at row `index` when known. Every field is
     /// named once: what a corrupt session lacks is `null` (or empty).
-    pub fn new(session: &Session, index: Option<usize>) -> View {
-        let r = session.record.as_ref().ok();
+    pub fn new(session: &'a Session, index: Option<usize>) -> View<'a> {
+        let r = session.record.as_deref().ok();
         View {
             index,
-            id: session.id.to_string(),
+            id: session.id.as_str(),
             kind: r.map(|r| r.kind.as_str()),
             status: session.status,
             exit_code: r.and_then(|r| r.exit_code),
-            signal: r.and_then(|r| r.signal.clone()),
+            signal: r.and_then(|r| r.signal.as_deref()),
             timed_out: r.is_some_and(|r| r.timed_out),
             pid: r.and_then(|r| r.pid),
             supervisor_pid: r.and_then(|r| r.supervisor_pid),
@@ -99,23 +102,44 @@ impl View {
             queued_at: r.and_then(|r| r.queued_at),
             started_at: r.and_then(|r| r.started_at),
             ended_at: r.and_then(|r| r.ended_at),
-            cwd: r.map(|r| r.cwd.clone()),
-            argv: r.map(|r| r.argv.clone()).unwrap_or_default(),
-            prompt: r.and_then(|r| r.prompt.clone()),
-            continues: r.and_then(|r| r.continues.clone()),
+            cwd: r.map(|r| r.cwd.as_os_str()),
+            argv: r.map_or(&[], |r| &r.argv),
+            prompt: r.and_then(|r| r.prompt.as_deref()),
+            continues: r.and_then(|r| r.continues.as_deref()),
             tty: r.is_some_and(|r| r.tty),
             stdin: r.is_some_and(|r| r.stdin),
-            labels: r.map(|r| r.labels.clone()).unwrap_or_default(),
-            queue: r.and_then(|r| r.queue.clone()),
-            after: r.map(|r| r.after.clone()).unwrap_or_default(),
+            labels: r.map_or(&NO_LABELS, |r| &r.labels),
+            queue: r.and_then(|r| r.queue.as_ref()),
+            after: r.map_or(&[], |r| &r.after),
             stdout_bytes: session.log_bytes(Stream::Stdout),
             stderr_bytes: session.log_bytes(Stream::Stderr),
             dropped_bytes: r.map_or(0, |r| r.dropped_bytes),
-            dir: session.dir.clone().into_os_string(),
+            dir: session.dir.as_os_str(),
             error: error(session),
-            agent: r.and_then(|r| r.agent.clone()),
-            worktree: r.and_then(|r| r.worktree.clone()),
+            agent: r.and_then(|r| r.agent.as_ref()),
+            worktree: r.and_then(|r| r.worktree.as_ref()),
         }
+    }
+}
+
+/// The labels of a session without a record.
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+/// [`crate::bytes::serialize`] for a borrowed field.
+fn serialize<S: serde::Serializer>(b: &&OsStr, s: S) -> Result<S::Ok, S::Error> {
+    crate::bytes::serialize(b, s)
+}
+
+/// [`crate::bytes::serialize_all`] for a borrowed field.
+fn serialize_all<S: serde::Serializer>(b: &&[OsString], s: S) -> Result<S::Ok, S::Error> {
+    crate::bytes::serialize_all(b, s)
+}
+
+/// [`crate::bytes::serialize`] for a borrowed optional field.
+fn serialize_opt<S: serde::Serializer>(b: &Option<&OsStr>, s: S) -> Result<S::Ok, S::Error> {
+    match b {
+        Some(b) => crate::bytes::serialize(b, s),
+        None => s.serialize_none(),
     }
 }
 
@@ -153,11 +177,15 @@ mod tests {
         record.boot_id = crate::host::boot_id();
         let c = root.create_session(None, record, None).unwrap();
         drop(c.lock);
-        let view = || View::new(&Session::load(c.id.clone(), c.dir.clone()), None);
-        assert_eq!(view().status, Status::Lost);
-        assert_eq!(view().error.as_deref(), Some("the supervisor is gone"));
+        let view = || {
+            let s = Session::load(c.id.clone(), c.dir.clone());
+            let v = View::new(&s, None);
+            (v.status, v.error)
+        };
+        assert_eq!(view().0, Status::Lost);
+        assert_eq!(view().1.as_deref(), Some("the supervisor is gone"));
         std::fs::write(c.dir.join(crate::layout::SUPERVISOR_LOG), "panicked at …").unwrap();
-        let error = view().error.unwrap();
+        let error = view().1.unwrap();
         assert!(error.starts_with("the supervisor panicked"), "{error}");
     }
 }

@@ -141,7 +141,7 @@ fn dependencies(root: &Path, deps: &[Dependency]) -> Deps {
         if !session.status.is_over() {
             return Deps::Waiting;
         }
-        let code = session.record.as_ref().ok().and_then(|r| r.exit_code);
+        let code = session.record.as_deref().ok().and_then(|r| r.exit_code);
         if dep.ok && !(session.status == Status::Exited && code == Some(0)) {
             let how = match (session.status, code) {
                 (Status::Exited, Some(c)) => format!("exited {c}"),
