@@ -202,7 +202,7 @@ fn pick(root: &Root, selector: Option<&str>) -> anyhow::Result<Session> {
                 std::thread::sleep(Duration::from_millis(20))
             }
             Status::Exited => {
-                let r = session.record.as_ref().ok();
+                let r = session.record.as_deref().ok();
                 let code = r
                     .and_then(|r| r.exit_code)
                     .map_or("?".into(), |c| c.to_string());

@@ -109,7 +109,7 @@ fn watch(sources: &[Source]) -> Option<Inotify> {
 /// The exit status a follow ends with for `session`, saying why on stderr
 /// when the session did not simply exit.
 fn exit_code(session: &Session) -> i32 {
-    let record = session.record.as_ref().ok();
+    let record = session.record.as_deref().ok();
     match session.status {
         Status::Exited => record.and_then(|r| r.exit_code).unwrap_or(125),
         Status::Lost => {

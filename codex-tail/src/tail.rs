@@ -242,7 +242,7 @@ pub fn closing_line(source: &Source) -> Option<Line> {
     if !session.status.is_over() {
         return None;
     }
-    let text = render::closing(session.record.as_ref().ok()?)?;
+    let text = render::closing(session.record.as_deref().ok()?)?;
     Some(Line::new(
         shared::layout::Stream::Stdout,
         text.into_bytes(),
