@@ -658,6 +658,43 @@ fn interleaved_stdout_and_stderr_keep_their_order_every_time() {
     }
 }
 
+/// A burst large enough to be spliced in bulk (announcements of its
+/// writes turned off) leaves the log whole, and once it is over each write
+/// is announced again: the lines after it keep their exact order, on
+/// either stream.
+#[test]
+fn after_a_bulk_burst_the_order_is_exact_again() {
+    let t = TestRoot::new("tail-bulk");
+    // Lines of 101 bytes: 4 MB on stdout, then 3 MB on stderr.
+    let script = "y=$(printf '%0100d' 0); \
+                  yes $y | head -c 4040000; sleep 0.3; echo a; echo b >&2; echo c; \
+                  yes $y | head -c 3030000 >&2; sleep 0.3; echo f; echo g >&2";
+    for round in 0..3 {
+        let id = done_sh(&t, script);
+        let rec = t.wait_ended(&id, WAIT);
+        let counts = (&rec["stdout_bytes"], &rec["stderr_bytes"]);
+        assert_eq!(counts, (&json!(4_040_006), &json!(3_030_004)), "{rec:#}");
+        let short: Vec<(String, String)> =
+            stream_lines(&json_lines(&tail(&t, &["-n", "all", "--json", &id])))
+                .into_iter()
+                .filter(|(_, line)| line.len() < 100)
+                .collect();
+        let want = [
+            ("stdout", "a"),
+            ("stderr", "b"),
+            ("stdout", "c"),
+            ("stdout", "f"),
+            ("stderr", "g"),
+        ];
+        assert_eq!(
+            short,
+            want.map(|(s, l)| (s.to_string(), l.to_string())),
+            "round {round}: {}",
+            t.path().display()
+        );
+    }
+}
+
 #[test]
 fn large_output_keeps_each_stream_whole_and_in_order() {
     let t = TestRoot::new("tail-large");

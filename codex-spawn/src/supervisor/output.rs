@@ -77,6 +77,15 @@ pub enum Output {
     Pty(Pty),
 }
 
+/// What to poll a pipe for: its end, and in bulk mode its input.
+fn pipe_events(pipes: &Pipes, stream: Stream) -> Option<(BorrowedFd<'_>, PollFlags)> {
+    let events = match pipes.is_bulk(stream) {
+        true => PollFlags::POLLIN,
+        false => PollFlags::empty(),
+    };
+    pipes.fd(stream).map(|fd| (fd, events))
+}
+
 impl Output {
     /// Wraps the supervisor's ends of a command just started.
     pub fn new(io: Io, stdin: Option<OwnedFd>) -> io::Result<Output> {
@@ -147,7 +156,8 @@ impl Output {
 
     /// The descriptors to poll. Pipes are polled only for their end
     /// (POLLHUP is always reported; their data is read when a write is
-    /// announced), and the stdin pipe for room while input waits. A pty's
+    /// announced), unless in bulk mode (then for input too), and the stdin
+    /// pipe for room while input waits. A pty's
     /// master is polled for output, and for room while input waits.
     pub fn poll_set(&self) -> PollSet<'_> {
         fn room(fd: Option<BorrowedFd<'_>>) -> Option<(BorrowedFd<'_>, PollFlags)> {
@@ -155,8 +165,8 @@ impl Output {
         }
         match self {
             Output::Pipes { pipes, stdin } => [
-                pipes.fd(Stream::Stdout).map(|fd| (fd, PollFlags::empty())),
-                pipes.fd(Stream::Stderr).map(|fd| (fd, PollFlags::empty())),
+                pipe_events(pipes, Stream::Stdout),
+                pipe_events(pipes, Stream::Stderr),
                 room(stdin.as_ref().and_then(Feed::waiting_fd)),
             ],
             Output::Pty(pty) => [
@@ -171,8 +181,10 @@ impl Output {
     pub fn on_ready(&mut self, ready: [bool; 3], logs: &mut Logs, to: &mut Consumers<'_>) {
         match self {
             Output::Pipes { pipes, stdin } => {
-                for (stream, hung_up) in STREAMS.into_iter().zip(ready) {
-                    if hung_up {
+                for (stream, ready) in STREAMS.into_iter().zip(ready) {
+                    if ready && pipes.is_bulk(stream) {
+                        pipes.pump(stream, logs, &mut |s, b| to.take(s, b));
+                    } else if ready {
                         // Every writer is gone: what is left comes after
                         // all the announced writes just handled.
                         pipes.drain(stream, logs, &mut |s, b| to.take(s, b));

@@ -15,6 +15,15 @@
 //! not a multiple of 4 KiB; a larger write is read whole at its event. If
 //! the kernel's queue of signals overflows it sends SIGIO instead, and the
 //! supervisor reads both pipes empty (order as good as two pipes allow).
+//!
+//! Bulk output (a pipe found holding [`BULK`] bytes or more while nobody
+//! needs to see them) switches that pipe to polling: its announcements are
+//! turned off, and whatever it holds is spliced into the log whenever it is
+//! readable, until it is found empty; then announcements resume. A
+//! program writing a gigabyte in 4 KiB writes would otherwise queue a
+//! quarter of a million signals, each read and answered. Meanwhile a write
+//! announced on the other pipe is taken only after the bulk pipe has been
+//! emptied, so it still comes after what was written before it.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -35,6 +44,10 @@ const BATCH: usize = 1 << 20;
 const KEEP: usize = 64 * 1024;
 /// The pipes' capacity: 256 packets.
 const PIPE_SIZE: i32 = 1 << 20;
+/// Bytes found waiting in a pipe at once that make its output bulk.
+const BULK: usize = 64 * 1024;
+/// Bytes spliced from a bulk pipe before the loop's other work gets a turn.
+const PUMP_BUDGET: usize = 16 << 20;
 
 /// `fcntl` command choosing the signal sent for `O_ASYNC` (Linux's value on
 /// every architecture; the libc crate does not name it).
@@ -70,6 +83,17 @@ pub fn announce_writes(read: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Turns the announcements of writes on `read` on or off (see the module's
+/// notes on bulk output).
+fn set_announced(read: &File, on: bool) -> io::Result<()> {
+    let flags = match on {
+        true => OFlag::O_NONBLOCK | OFlag::O_ASYNC,
+        false => OFlag::O_NONBLOCK,
+    };
+    fcntl(read.as_raw_fd(), FcntlArg::F_SETFL(flags))?;
+    Ok(())
+}
+
 /// Where what is read goes besides the logs (the agent summary, attached
 /// clients): every byte that reaches the logs through user space reaches
 /// it too, in the same pieces, whatever the size of a batch.
@@ -87,6 +111,9 @@ pub struct Pipes {
     /// see the bytes: no agent summary, no client attached). Set before
     /// every read.
     pub splice: bool,
+    /// Per stream (stdout, stderr): whether the pipe is in bulk mode,
+    /// polled and spliced rather than announced.
+    bulk: [bool; 2],
 }
 
 impl Pipes {
@@ -98,6 +125,86 @@ impl Pipes {
             batch: Vec::with_capacity(KEEP),
             pieces: Vec::new(),
             splice: false,
+            bulk: [false; 2],
+        }
+    }
+
+    /// Whether `stream`'s pipe is in bulk mode: polled for input rather
+    /// than announced.
+    pub fn is_bulk(&self, stream: Stream) -> bool {
+        self.bulk[stream.index()]
+    }
+
+    /// Serves a bulk pipe found readable (or hung up): splices what it
+    /// holds into the log, up to a budget; once it is found empty (or
+    /// nobody may skip user space any more), announcements resume and
+    /// what came meanwhile is read.
+    pub fn pump(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
+        if !self.is_bulk(stream) {
+            return;
+        }
+        if self.splice {
+            self.log_batch(logs, sink);
+            let mut moved = 0;
+            while moved < PUMP_BUDGET {
+                let Some(file) = self.pipe(stream).as_ref() else {
+                    self.bulk[stream.index()] = false;
+                    return;
+                };
+                match logs.splice_from(stream, file.as_fd(), Timestamp::now()) {
+                    Ok(0) => {
+                        *self.pipe(stream) = None;
+                        self.bulk[stream.index()] = false;
+                        return;
+                    }
+                    Ok(n) => moved += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if moved >= PUMP_BUDGET {
+                return;
+            }
+        }
+        self.end_bulk(stream, logs, sink);
+    }
+
+    /// Empties every bulk pipe but `stream`'s before a write announced on
+    /// `stream` is taken: what they hold was written before it (or at the
+    /// same time).
+    fn pump_others(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
+        // Once, up to the budget: a pipe that never empties (`yes`) must
+        // not hold up the loop; what its writer adds meanwhile is no
+        // earlier than the announced write anyway.
+        for other in [Stream::Stdout, Stream::Stderr] {
+            if other != stream {
+                self.pump(other, logs, sink);
+            }
+        }
+    }
+
+    /// Leaves bulk mode: writes are announced again, and what came in
+    /// between (announced to no one) is read now.
+    fn end_bulk(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
+        self.bulk[stream.index()] = false;
+        let Some(file) = self.pipe(stream).as_ref() else {
+            return;
+        };
+        // F_SETFL on our own pipe does not fail; if it did, the pipe's
+        // writes would be read at its end, not lost.
+        let _ = set_announced(file, true);
+        self.read(stream, logs, false, sink);
+    }
+
+    /// Enters bulk mode on `stream` (while nobody needs its bytes).
+    fn start_bulk(&mut self, stream: Stream) {
+        if !self.splice || self.is_bulk(stream) {
+            return;
+        }
+        if let Some(file) = self.pipe(stream).as_ref() {
+            if set_announced(file, false).is_ok() {
+                self.bulk[stream.index()] = true;
+            }
         }
     }
 
@@ -134,23 +241,42 @@ impl Pipes {
     /// Takes in one announced write on `stream`: its packets, up to the
     /// first short one.
     pub fn on_write(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
+        self.pump_others(stream, logs, sink);
+        if self.is_bulk(stream) {
+            // Announced before bulk mode began: its bytes are spliced
+            // with the rest when the pipe is next found readable.
+            return;
+        }
         self.read(stream, logs, true, sink);
     }
 
     /// Reads `stream`'s pipe until it is empty (or at its end, closing it).
     pub fn drain(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
-        self.read(stream, logs, false, sink);
+        self.pump(stream, logs, sink);
+        if self.is_bulk(stream) {
+            self.end_bulk(stream, logs, sink);
+        } else {
+            self.read(stream, logs, false, sink);
+        }
     }
 
     fn read(&mut self, stream: Stream, logs: &mut Logs, one_write: bool, sink: Sink<'_>) {
         // More than a packet waiting means bulk output (or a reader far
         // behind, where the order is lost already): move it all at once.
-        if one_write
-            && self.splice
-            && self.waiting(stream) > PACKET
-            && self.splice_rest(stream, logs, sink)
-        {
-            return;
+        if one_write && self.splice {
+            let waiting = self.waiting(stream);
+            if waiting > PACKET && self.splice_rest(stream, logs, sink) {
+                if waiting >= BULK {
+                    self.start_bulk(stream);
+                    // Unannounced writes could come after an announced
+                    // one on the other pipe and be taken before it: bulk
+                    // mode lasts only while the writer stays ahead.
+                    if self.is_bulk(stream) && self.waiting(stream) == 0 {
+                        self.end_bulk(stream, logs, sink);
+                    }
+                }
+                return;
+            }
         }
         let mut packet = [0u8; PACKET];
         loop {

@@ -54,8 +54,11 @@ impl Supervisor {
     /// writes the final record. Returns when the session is over.
     pub fn run(mut self) -> shared::Result<()> {
         crate::trim::start_up_code();
+        // Whatever ended before the signals were routed to us (a command
+        // that exits at once) sent its SIGCHLD to no one: look now.
+        self.children.reap();
         while !self.done() {
-            let ready = self.wait()?;
+            let (ready, signalled) = self.wait()?;
             let to = Consumers {
                 server: &mut self.server,
                 watcher: &mut self.watcher,
@@ -63,7 +66,9 @@ impl Supervisor {
             };
             // Who needs the bytes may have changed (a client attached).
             self.output.allow_splice(&to);
-            self.take_signals();
+            if signalled {
+                self.take_signals();
+            }
             let mut to = Consumers {
                 server: &mut self.server,
                 watcher: &mut self.watcher,
@@ -101,8 +106,9 @@ impl Supervisor {
     }
 
     /// Waits for something to do, or the next deadline; says what of the
-    /// output source is ready, and marks the ready clients.
-    fn wait(&mut self) -> shared::Result<[bool; 3]> {
+    /// output source is ready and whether signals came, and marks the
+    /// ready clients.
+    fn wait(&mut self) -> shared::Result<([bool; 3], bool)> {
         let timeout = self.next_deadline().map_or(PollTimeout::NONE, |at| {
             let left = at.saturating_duration_since(Instant::now());
             // Round up, so we never wake just before a deadline.
@@ -129,16 +135,18 @@ impl Supervisor {
         }
         let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
         let output = output.map(|slot| slot.is_some_and(|i| ready(&fds[i])));
+        let signalled = ready(&fds[0]);
         let server: Vec<bool> = fds[server_at..].iter().map(ready).collect();
         drop(fds);
         if let Some(s) = &mut self.server {
             s.mark_ready(&server);
         }
-        Ok(output)
+        Ok((output, signalled))
     }
 
     /// Handles every queued signal, in order: announced writes are read as
-    /// they come, so output keeps the order it was written in.
+    /// they come, so output keeps the order it was written in. Children
+    /// are reaped when a SIGCHLD came.
     fn take_signals(&mut self) {
         let (output, logs, children) = (&mut self.output, &mut self.logs, &mut self.children);
         let mut to = Consumers {
@@ -146,14 +154,17 @@ impl Supervisor {
             watcher: &mut self.watcher,
             heard: &mut self.heard,
         };
+        let mut child = false;
         self.signals.take(|arrival| match arrival {
             Arrival::Write(fd) => output.on_write(fd, logs, &mut to),
             Arrival::Overflow => output.on_overflow(logs, &mut to),
             Arrival::Stop(grace) => children.stop(grace),
-            Arrival::Child => {}
+            Arrival::Child => child = true,
         });
-        // SIGCHLD coalesces: reap whatever has ended, whichever signal came.
-        self.children.reap();
+        // SIGCHLD coalesces: one means "reap whatever has ended".
+        if child {
+            self.children.reap();
+        }
     }
 
     /// Serves the attach socket: new clients, their input and sizes; when
