@@ -9,10 +9,17 @@ use std::fs;
 /// This boot's id (`/proc/sys/kernel/random/boot_id`), or `None` where the
 /// kernel does not say.
 pub fn boot_id() -> Option<String> {
-    fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+    // Read once per process: it cannot change while the process lives,
+    // and a listing asks for every live session.
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .clone()
 }
 
 /// The variable that carries a session's token in the environment of its

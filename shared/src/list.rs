@@ -139,6 +139,8 @@ impl Session {
                 r.rotated_bytes[stream.index()] + size(stream.log_path(&self.dir))
             }
             Err(_) if check_is_dir(&self.dir).is_err() => 0,
+            // Without --max-log-size nothing is ever rotated.
+            Ok(r) if r.max_log_size.is_none() => size(stream.log_path(&self.dir)),
             _ => size(stream.log_path(&self.dir)) + size(stream.rotated_log_path(&self.dir)),
         }
     }

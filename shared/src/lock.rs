@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -66,12 +67,24 @@ impl AsFd for Lock {
 /// supervisor. A missing lock file reads as not held.
 pub fn is_held(dir: &Path) -> Result<bool> {
     let path = dir.join(LOCK_FILE);
-    // Never blocking on a FIFO put in its place. Whatever is at the path
-    // and is not a regular file is not the supervisor's lock (which holds
-    // its own regular file, whatever was later renamed over it): not held.
-    let file = match crate::files::open_nofollow(&path) {
+    // Never through a symlink, never blocking on a FIFO put in its place.
+    // Whatever is at the path and is not a regular file is not the
+    // supervisor's lock (which holds its own regular file, whatever was
+    // later renamed over it): not held. The type is looked at only when
+    // the lock is held: a listing probes every live session's lock.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(
+            nix::libc::O_CLOEXEC
+                | nix::libc::O_NOFOLLOW
+                | nix::libc::O_NONBLOCK
+                | nix::libc::O_NOCTTY,
+        )
+        .open(&path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        // A symlink (ELOOP), a socket (ENXIO), ...
         Err(_) if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) => return Ok(false),
         Err(e) => return Err(Error::io("opening", &path, e)),
     };
@@ -79,7 +92,7 @@ pub fn is_held(dir: &Path) -> Result<bool> {
     match flock(file.as_raw_fd(), FlockArg::LockSharedNonblock) {
         // We got it, so nobody holds it exclusively; closing releases ours.
         Ok(()) => Ok(false),
-        Err(Errno::EWOULDBLOCK) => Ok(true),
+        Err(Errno::EWOULDBLOCK) => Ok(file.metadata().is_ok_and(|m| m.is_file())),
         Err(e) => Err(Error::nix("probing the lock", &path, e)),
     }
 }
