@@ -103,12 +103,12 @@ pub enum Beneath {
 /// each directory and `O_NOFOLLOW` together), one `read`, one `close`.
 ///
 /// The open never blocks (`O_NONBLOCK`), and no more than `cap` bytes are
-/// taken; the file's type is not checked, so a FIFO or device put in a
-/// record's place yields what it holds at that instant (nothing, or a
-/// refusal past `cap`), which the caller's parser refuses. A short read
-/// is taken as the end of the file, as it is for a regular file; anything
-/// that leaves the bytes unparsable is for the caller to read again the
-/// careful way.
+/// taken. The file's type is not looked at: the reads are `pread`s, which
+/// fail on a FIFO, socket or terminal, so what is read is a file (or a
+/// device only root can put there, refused past `cap`); a directory fails
+/// to read. A short read is taken as the end of the file, as it is for a
+/// regular file; anything that leaves the bytes unparsable is for the
+/// caller to read again the careful way.
 pub fn read_beneath(
     dir: std::os::fd::BorrowedFd<'_>,
     rel: &Path,
@@ -125,24 +125,30 @@ pub fn read_beneath(
     let fd = match openat2(dir.as_raw_fd(), rel, how) {
         // Safety: openat2 just returned this descriptor, owned by no one else.
         Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
-        Err(Errno::ENOSYS | Errno::EPERM | Errno::E2BIG) => return Err(Beneath::Unsupported),
+        // No openat2, a sandbox refusing it, or resolve flags unknown.
+        Err(Errno::ENOSYS | Errno::EPERM | Errno::E2BIG | Errno::EINVAL) => {
+            return Err(Beneath::Unsupported)
+        }
         Err(_) => return Err(Beneath::Failed),
     };
-    let limit = usize::try_from(cap).unwrap_or(usize::MAX - 1) + 1;
+    let limit = usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX);
     buf.clear();
     loop {
         if buf.len() == buf.capacity() {
             buf.reserve(buf.capacity().max(4096));
         }
         let room = (buf.capacity() - buf.len()).min(limit - buf.len());
+        // pread, not read: it fails (ESPIPE) on a FIFO, socket or
+        // terminal, so nothing but a file is ever read this way.
+        let at = buf.len() as nix::libc::off_t;
         let spare = &mut buf.spare_capacity_mut()[..room];
         // Safety: `spare` is `room` writable bytes of `buf`'s allocation;
-        // read(2) writes at most that many and returns how many it wrote.
-        let n = unsafe { nix::libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), room) };
+        // pread(2) writes at most that many and returns how many it wrote.
+        let n = unsafe { nix::libc::pread(fd.as_raw_fd(), spare.as_mut_ptr().cast(), room, at) };
         let Ok(n) = usize::try_from(n) else {
             return Err(Beneath::Failed);
         };
-        // Safety: read(2) initialised the first `n` bytes past the length.
+        // Safety: pread(2) initialised the first `n` bytes past the length.
         unsafe { buf.set_len(buf.len() + n) };
         if buf.len() >= limit {
             return Err(Beneath::Failed);
@@ -306,10 +312,26 @@ mod tests {
         let fifo = session.join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         assert_eq!(
-            read("s/fifo", 1 << 20).unwrap(),
-            b"",
-            "no writer: nothing, at once"
+            read("s/fifo", 1 << 20),
+            Err(Beneath::Failed),
+            "no writer: at once"
         );
+        // A writer holding a record in the FIFO: refused, and nothing taken.
+        let mut writer = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        io::Write::write_all(&mut writer, b"{}").unwrap();
+        assert_eq!(read("s/fifo", 1 << 20), Err(Beneath::Failed), "a FIFO");
+        let mut left = [0u8; 2];
+        io::Read::read_exact(&mut writer, &mut left).unwrap();
+        assert_eq!(&left, b"{}", "the FIFO's bytes are still there");
         assert_eq!(read("s", 1 << 20), Err(Beneath::Failed), "a directory");
+        assert_eq!(
+            read("s/f", u64::MAX).unwrap().len(),
+            70_000,
+            "no cap at all"
+        );
     }
 }

@@ -7,7 +7,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -202,7 +202,11 @@ impl Root {
     pub fn list(&self) -> Result<Vec<Session>> {
         let ids = self.ids()?;
         // One descriptor of the root, beneath which each record is opened.
-        let root = fs::File::open(self.path()).ok();
+        let root = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_DIRECTORY)
+            .open(self.path())
+            .ok();
         let readers = if ids.len() < SESSIONS_PER_READER {
             1
         } else {
@@ -272,15 +276,7 @@ pub const MAX_READERS: usize = 4;
 
 /// Sorts sessions newest first, ties broken by id.
 pub fn sort_newest_first(sessions: &mut [Session]) {
-    sessions.sort_by_cached_key(|s| std::cmp::Reverse(s.created_at()));
-    // Ties (sessions created in the same nanosecond) by id, in place.
-    let mut start = 0;
-    while start < sessions.len() {
-        let at = sessions[start].created_at();
-        let end = start + sessions[start..].partition_point(|s| s.created_at() == at);
-        sessions[start..end].sort_by(|a, b| a.id.cmp(&b.id));
-        start = end;
-    }
+    sessions.sort_by_cached_key(|s| (std::cmp::Reverse(s.created_at()), s.id.clone()));
 }
 
 #[cfg(test)]

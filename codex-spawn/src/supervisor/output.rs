@@ -177,14 +177,22 @@ impl Output {
         }
     }
 
-    /// Handles what poll found ready, in the order of [`Output::poll_set`].
-    pub fn on_ready(&mut self, ready: [bool; 3], logs: &mut Logs, to: &mut Consumers<'_>) {
+    /// Handles what poll found (the events returned, empty when none), in
+    /// the order of [`Output::poll_set`].
+    pub fn on_ready(&mut self, found: [PollFlags; 3], logs: &mut Logs, to: &mut Consumers<'_>) {
+        let ready = found.map(|f| !f.is_empty());
         match self {
             Output::Pipes { pipes, stdin } => {
-                for (stream, ready) in STREAMS.into_iter().zip(ready) {
-                    if ready && pipes.is_bulk(stream) {
+                for (stream, events) in STREAMS.into_iter().zip(found) {
+                    if events.contains(PollFlags::POLLIN) {
+                        // Polled for input in bulk mode (which a write
+                        // announced on the other pipe may have ended since:
+                        // then this does nothing).
                         pipes.pump(stream, logs, &mut |s, b| to.take(s, b));
-                    } else if ready {
+                    } else if !events.is_empty() && pipes.is_bulk(stream) {
+                        // Hung up in bulk mode: splice what is left.
+                        pipes.pump(stream, logs, &mut |s, b| to.take(s, b));
+                    } else if !events.is_empty() {
                         // Every writer is gone: what is left comes after
                         // all the announced writes just handled.
                         pipes.drain(stream, logs, &mut |s, b| to.take(s, b));

@@ -136,37 +136,45 @@ impl Pipes {
     }
 
     /// Serves a bulk pipe found readable (or hung up): splices what it
-    /// holds into the log, up to a budget; once it is found empty (or
-    /// nobody may skip user space any more), announcements resume and
-    /// what came meanwhile is read.
+    /// holds into the log, up to a budget; once it is found empty, bulk
+    /// mode ends (see [`Pipes::end_bulk`]). When nobody may skip user space
+    /// any more (a client attached), bulk mode ends at once and the pipe
+    /// is read. Does nothing to a pipe not in bulk mode.
     pub fn pump(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
         if !self.is_bulk(stream) {
             return;
         }
-        if self.splice {
-            self.log_batch(logs, sink);
-            let mut moved = 0;
-            while moved < PUMP_BUDGET {
-                let Some(file) = self.pipe(stream).as_ref() else {
+        if !self.splice {
+            self.leave_bulk(stream, logs, sink);
+            return;
+        }
+        self.log_batch(logs, sink);
+        let mut moved = 0;
+        while moved < PUMP_BUDGET {
+            let Some(file) = self.pipe(stream).as_ref() else {
+                self.bulk[stream.index()] = false;
+                return;
+            };
+            match logs.splice_from(stream, file.as_fd(), Timestamp::now()) {
+                Ok(0) => {
+                    *self.pipe(stream) = None;
                     self.bulk[stream.index()] = false;
                     return;
-                };
-                match logs.splice_from(stream, file.as_fd(), Timestamp::now()) {
-                    Ok(0) => {
-                        *self.pipe(stream) = None;
-                        self.bulk[stream.index()] = false;
-                        return;
-                    }
-                    Ok(n) => moved += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
+                }
+                Ok(n) => moved += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.end_bulk(stream);
+                    return;
+                }
+                // Cannot splice (a full disk): the way through user space
+                // counts what cannot be logged.
+                Err(_) => {
+                    self.leave_bulk(stream, logs, sink);
+                    return;
                 }
             }
-            if moved >= PUMP_BUDGET {
-                return;
-            }
         }
-        self.end_bulk(stream, logs, sink);
     }
 
     /// Empties every bulk pipe but `stream`'s before a write announced on
@@ -183,16 +191,38 @@ impl Pipes {
         }
     }
 
-    /// Leaves bulk mode: writes are announced again, and what came in
-    /// between (announced to no one) is read now.
-    fn end_bulk(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
-        self.bulk[stream.index()] = false;
-        let Some(file) = self.pipe(stream).as_ref() else {
-            return;
+    /// Ends bulk mode on a pipe found empty, without reading ahead of the
+    /// announcements: they are turned on, then the pipe is looked at. Still
+    /// empty, every later write is announced and bulk mode is over.
+    /// Written to in between, the pipe stays in bulk mode (announcements
+    /// off again; those already queued are ignored) and is spliced when
+    /// next found readable. A pipe whose announcements cannot be turned
+    /// on stays in bulk mode too, so it is still polled and read.
+    fn end_bulk(&mut self, stream: Stream) {
+        let waiting = match self.pipe(stream).as_ref() {
+            None => 0,
+            Some(file) if set_announced(file, true).is_err() => return,
+            Some(_) => self.waiting(stream),
         };
-        // F_SETFL on our own pipe does not fail; if it did, the pipe's
-        // writes would be read at its end, not lost.
-        let _ = set_announced(file, true);
+        if waiting == 0 {
+            self.bulk[stream.index()] = false;
+        } else if let Some(file) = self.pipe(stream).as_ref() {
+            // Failing, it stays announced: then it is no longer bulk.
+            self.bulk[stream.index()] = set_announced(file, false).is_ok();
+        }
+    }
+
+    /// Leaves bulk mode whatever the pipe holds: announcements on, and
+    /// what it holds (announced to no one) read now, through user space.
+    fn leave_bulk(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
+        if let Some(file) = self.pipe(stream).as_ref() {
+            if set_announced(file, true).is_err() {
+                // Still polled: read what it holds meanwhile.
+                self.read(stream, logs, false, sink);
+                return;
+            }
+        }
+        self.bulk[stream.index()] = false;
         self.read(stream, logs, false, sink);
     }
 
@@ -254,7 +284,7 @@ impl Pipes {
     pub fn drain(&mut self, stream: Stream, logs: &mut Logs, sink: Sink<'_>) {
         self.pump(stream, logs, sink);
         if self.is_bulk(stream) {
-            self.end_bulk(stream, logs, sink);
+            self.leave_bulk(stream, logs, sink);
         } else {
             self.read(stream, logs, false, sink);
         }
@@ -272,7 +302,7 @@ impl Pipes {
                     // one on the other pipe and be taken before it: bulk
                     // mode lasts only while the writer stays ahead.
                     if self.is_bulk(stream) && self.waiting(stream) == 0 {
-                        self.end_bulk(stream, logs, sink);
+                        self.end_bulk(stream);
                     }
                 }
                 return;

@@ -54,8 +54,8 @@ impl Supervisor {
     /// writes the final record. Returns when the session is over.
     pub fn run(mut self) -> shared::Result<()> {
         crate::trim::start_up_code();
-        // Whatever ended before the signals were routed to us (a command
-        // that exits at once) sent its SIGCHLD to no one: look now.
+        // A precaution: what ended before the loop is reaped now, whether
+        // or not its SIGCHLD is still pending.
         self.children.reap();
         while !self.done() {
             let (ready, signalled) = self.wait()?;
@@ -105,10 +105,11 @@ impl Supervisor {
         self.children.all_ended() && !self.output.is_open()
     }
 
-    /// Waits for something to do, or the next deadline; says what of the
-    /// output source is ready and whether signals came, and marks the
-    /// ready clients.
-    fn wait(&mut self) -> shared::Result<([bool; 3], bool)> {
+    /// Waits for something to do, or the next deadline; says what poll
+    /// found on the output source's descriptors (in the order of
+    /// [`Output::poll_set`]) and whether signals came, and marks the ready
+    /// clients.
+    fn wait(&mut self) -> shared::Result<([PollFlags; 3], bool)> {
         let timeout = self.next_deadline().map_or(PollTimeout::NONE, |at| {
             let left = at.saturating_duration_since(Instant::now());
             // Round up, so we never wake just before a deadline.
@@ -134,7 +135,10 @@ impl Supervisor {
             Err(e) => return Err(shared::Error::nix("polling", &self.dir, e)),
         }
         let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
-        let output = output.map(|slot| slot.is_some_and(|i| ready(&fds[i])));
+        let output = output.map(|slot| {
+            slot.and_then(|i| fds[i].revents())
+                .unwrap_or(PollFlags::empty())
+        });
         let signalled = ready(&fds[0]);
         let server: Vec<bool> = fds[server_at..].iter().map(ready).collect();
         drop(fds);
