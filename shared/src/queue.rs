@@ -218,6 +218,30 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_under_something_not_a_directory_is_an_error() {
+        let root = TempDir::new("queue");
+        fs::write(root.path().join(QUEUES_DIR), b"").unwrap();
+        assert!(dir(root.path(), "q").is_err());
+    }
+
+    #[test]
+    fn slots_are_neither_inherited_nor_reached_through_links() {
+        let root = TempDir::new("queue");
+        let q = dir(root.path(), "q").unwrap();
+        // Held slots close on exec: a command's leftovers never hold one.
+        let held = try_lock(&q.join("slot.0")).unwrap().unwrap();
+        let flags = nix::fcntl::fcntl(held.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & nix::libc::FD_CLOEXEC, 0, "no FD_CLOEXEC");
+        drop(held);
+        // A slot that is a symlink is refused, not followed.
+        let elsewhere = root.path().join("elsewhere");
+        fs::write(&elsewhere, b"").unwrap();
+        fs::remove_file(q.join("slot.0")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, q.join("slot.0")).unwrap();
+        assert!(any_free(&q, 1).is_err());
+    }
+
+    #[test]
     fn tickets_go_in_creation_order_and_dead_ones_are_skipped() {
         let root = TempDir::new("queue");
         let q = dir(root.path(), "q").unwrap();
