@@ -229,10 +229,24 @@ mod tests {
         let root = TempDir::new("queue");
         let q = dir(root.path(), "q").unwrap();
         // Held slots close on exec: a command's leftovers never hold one.
+        let cloexec = |f: &File| {
+            let flags = nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+            flags & nix::libc::FD_CLOEXEC != 0
+        };
         let held = try_lock(&q.join("slot.0")).unwrap().unwrap();
-        let flags = nix::fcntl::fcntl(held.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
-        assert_ne!(flags & nix::libc::FD_CLOEXEC, 0, "no FD_CLOEXEC");
+        assert!(cloexec(&held), "a probe's descriptor");
         drop(held);
+        let slot = try_slot(&q, 1).unwrap().unwrap();
+        assert!(cloexec(&slot._held) && cloexec(&slot._mark), "a slot's descriptors");
+        drop(slot);
+        let ticket = Ticket::take(&q, Timestamp(1), "t-1").unwrap();
+        assert!(cloexec(&ticket._file), "a ticket's descriptor");
+        drop(ticket);
+        // A ticket's name taken by a symlink: refused, not followed.
+        let target = root.path().join("target");
+        std::os::unix::fs::symlink(&target, q.join(format!("wait.{:020}.t-2", 2))).unwrap();
+        assert!(Ticket::take(&q, Timestamp(2), "t-2").is_err());
+        assert!(!target.exists(), "the ticket was created through the link");
         // A slot that is a symlink is refused, not followed.
         let elsewhere = root.path().join("elsewhere");
         fs::write(&elsewhere, b"").unwrap();
