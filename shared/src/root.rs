@@ -175,6 +175,16 @@ mod tests {
     }
 
     #[test]
+    fn a_root_that_cannot_be_looked_at_is_an_error_not_an_empty_root() {
+        let t = TempDir::new("root");
+        let file = t.path().join("file");
+        fs::write(&file, "x").unwrap();
+        // Under a plain file: ENOTDIR, not a root that does not exist yet.
+        let err = Root::open(file.join("background"), Access::Read).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+    }
+
+    #[test]
     fn refuses_files_and_open_modes() {
         let t = TempDir::new("root");
         let file = t.path().join("file");
