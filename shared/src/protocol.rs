@@ -368,6 +368,14 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_of_the_largest_payload_is_accepted() {
+        let largest = Frame::Stdout(vec![7; MAX_FRAME]);
+        let mut buf = largest.encode();
+        assert_eq!(Frame::decode(&mut buf).unwrap(), Some(largest));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
     fn refuses_nonsense() {
         let mut huge = vec![b'O'];
         huge.extend_from_slice(&(MAX_FRAME as u32 + 1).to_le_bytes());
