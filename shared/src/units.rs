@@ -141,6 +141,10 @@ mod tests {
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
         assert_eq!(parse_size("1.5Ki").unwrap(), 1536);
+        assert_eq!(parse_size("2G").unwrap(), 2_000_000_000);
+        assert_eq!(parse_size("3T").unwrap(), 3_000_000_000_000);
+        assert_eq!(parse_size("5MiB").unwrap(), 5 << 20);
+        assert_eq!(parse_size("2Ti").unwrap(), 2 << 40);
         for bad in [
             "",
             "M",
@@ -158,6 +162,8 @@ mod tests {
     fn human() {
         assert_eq!(human_size(0), "0 B");
         assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1000), "1.00 kB");
+        assert_eq!(human_size(u64::MAX), "18.45 EB");
         assert_eq!(human_size(12_890), "12.89 kB");
         assert_eq!(human_size(1_190_000), "1.19 MB");
         assert_eq!(human_size(999_999), "1.00 MB");
