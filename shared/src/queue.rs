@@ -237,7 +237,10 @@ mod tests {
         assert!(cloexec(&held), "a probe's descriptor");
         drop(held);
         let slot = try_slot(&q, 1).unwrap().unwrap();
-        assert!(cloexec(&slot._held) && cloexec(&slot._mark), "a slot's descriptors");
+        assert!(
+            cloexec(&slot._held) && cloexec(&slot._mark),
+            "a slot's descriptors"
+        );
         drop(slot);
         let ticket = Ticket::take(&q, Timestamp(1), "t-1").unwrap();
         assert!(cloexec(&ticket._file), "a ticket's descriptor");

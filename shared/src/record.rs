@@ -507,7 +507,11 @@ pub(crate) mod tests {
 
     #[test]
     fn kinds_are_named_as_in_the_record() {
-        for (kind, name) in [(Kind::Exec, "exec"), (Kind::Repl, "repl"), (Kind::Cmd, "cmd")] {
+        for (kind, name) in [
+            (Kind::Exec, "exec"),
+            (Kind::Repl, "repl"),
+            (Kind::Cmd, "cmd"),
+        ] {
             assert_eq!(kind.as_str(), name);
             assert_eq!(Kind::parse(name), Some(kind));
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{name}\""));
@@ -535,7 +539,10 @@ pub(crate) mod tests {
         assert_eq!(Record::read(dir.path()).unwrap(), r, "read back at the cap");
         let err = r.write(dir.path(), fill(room + 1)).unwrap_err().to_string();
         assert!(err.contains("more than the"), "{err}");
-        let err = r.write(dir.path(), fill(room + 4096)).unwrap_err().to_string();
+        let err = r
+            .write(dir.path(), fill(room + 4096))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("more than the"), "{err}");
     }
 

@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(2 * 86_400));
+        assert_eq!(
+            parse_duration("2d").unwrap(),
+            Duration::from_secs(2 * 86_400)
+        );
         for bad in [
             "", "s", "-1s", "1x", "1.s", ".5s", "1e3", "ten", "1 2s", "nan",
         ] {
