@@ -259,6 +259,17 @@ mod tests {
     }
 
     #[test]
+    fn an_older_ticket_that_cannot_be_probed_is_an_error_not_a_free_pass() {
+        let root = TempDir::new("queue");
+        let q = dir(root.path(), "q").unwrap();
+        let mine = Ticket::take(&q, Timestamp(20), "mine-1").unwrap();
+        let target = root.path().join("target");
+        fs::write(&target, b"").unwrap();
+        std::os::unix::fs::symlink(&target, q.join(format!("wait.{:020}.odd-1", 10))).unwrap();
+        assert!(mine.is_first().is_err());
+    }
+
+    #[test]
     fn tickets_go_in_creation_order_and_dead_ones_are_skipped() {
         let root = TempDir::new("queue");
         let q = dir(root.path(), "q").unwrap();
@@ -266,7 +277,10 @@ mod tests {
         let new = Ticket::take(&q, Timestamp(20), "new-1").unwrap();
         assert!(old.is_first().unwrap());
         assert!(!new.is_first().unwrap());
+        let old_path = old.path.clone();
         drop(old);
+        // Its ticket goes with it (the removal wakes the next waiter).
+        assert!(!old_path.exists(), "a dropped ticket is left behind");
         assert!(new.is_first().unwrap());
         // A ticket left by a waiter that died (no lock held) is stale.
         fs::write(q.join(format!("wait.{:020}.dead-1", 5)), b"").unwrap();
