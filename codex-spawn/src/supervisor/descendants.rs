@@ -144,6 +144,31 @@ mod tests {
     use std::process::Command;
 
     #[test]
+    fn the_tree_walk_reads_a_list_longer_than_its_first_buffer_whole() {
+        // A children list past 64 KiB (some ten thousand children) stands
+        // in for a file of that size: read whole, not cut at the buffer.
+        let long = std::env::temp_dir().join(format!("cx-read-whole-{}", std::process::id()));
+        let text: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| format!("{} ", 100_000 + i).into_bytes())
+            .collect();
+        assert!(text.len() > 3 * 64 * 1024);
+        fs::write(&long, &text).unwrap();
+        let mut buf = Vec::new();
+        let read = read_whole(&long, &mut buf);
+        let _ = fs::remove_file(&long);
+        read.unwrap();
+        assert_eq!(buf.len(), text.len());
+        assert!(buf == text, "the list read is not the file");
+        // And one that fits leaves nothing of the longer one behind.
+        let short = long.with_extension("short");
+        fs::write(&short, b"12 34 56").unwrap();
+        let read = read_whole(&short, &mut buf);
+        let _ = fs::remove_file(&short);
+        read.unwrap();
+        assert_eq!(buf, b"12 34 56");
+    }
+
+    #[test]
     fn the_tree_walk_finds_what_the_full_scan_finds() {
         // A shell with a child, one that left its session, and a
         // grandchild (under a subshell that waits for it).
