@@ -169,6 +169,39 @@ mod tests {
     }
 
     #[test]
+    fn the_tree_walk_and_the_scan_leave_out_another_sessions_processes() {
+        let var = shared::host::SESSION_VAR;
+        let start = |token: &str| {
+            Command::new("sleep")
+                .arg("30")
+                .env(var, token)
+                .spawn()
+                .unwrap()
+        };
+        let (mut mine, mut theirs) = (start("t-mine"), start("t-theirs"));
+        let me = nix::unistd::getpid();
+        let (mine_pid, theirs_pid) = (
+            Pid::from_raw(mine.id() as i32),
+            Pid::from_raw(theirs.id() as i32),
+        );
+        let walked = of(me, Some("t-mine"));
+        let scanned = by_scan(me, Some("t-mine"));
+        let unowned = of(me, None);
+        for c in [&mut mine, &mut theirs] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for (how, found) in [("walk", &walked), ("scan", &scanned)] {
+            assert!(found.contains(&mine_pid), "{how}: ours missing");
+            assert!(
+                !found.contains(&theirs_pid),
+                "{how}: another session's taken"
+            );
+        }
+        assert!(unowned.contains(&mine_pid) && unowned.contains(&theirs_pid));
+    }
+
+    #[test]
     fn the_tree_walk_finds_what_the_full_scan_finds() {
         // A shell with a child, one that left its session, and a
         // grandchild (under a subshell that waits for it).
