@@ -179,6 +179,16 @@ mod tests {
                 .unwrap()
         };
         let (mut mine, mut theirs) = (start("t-mine"), start("t-theirs"));
+        // spawn returns once exec has begun, before the new image's
+        // environment can be read: wait for both to be sleep proper.
+        for c in [&mine, &theirs] {
+            let cmdline = format!("/proc/{}/cmdline", c.id());
+            let mut tries = 0;
+            while fs::read(&cmdline).is_ok_and(|b| b.is_empty()) && tries < 500 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                tries += 1;
+            }
+        }
         let me = nix::unistd::getpid();
         let (mine_pid, theirs_pid) = (
             Pid::from_raw(mine.id() as i32),
