@@ -330,6 +330,31 @@ mod tests {
     }
 
     #[test]
+    fn offsets_east_and_west_with_minutes_and_long_fractions() {
+        let utc = Timestamp::parse_rfc3339("2025-04-27T19:22:07.5Z").unwrap();
+        for local in [
+            "2025-04-27T17:22:07.5-02:00",
+            "2025-04-28T00:52:07.5+05:30",
+            "2025-04-27T15:07:07.5-04:15",
+            "2025-04-27T19:22:07.500000000000Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(local).unwrap(), utc, "{local}");
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("2025-04-27T19:22:07.1234567891Z").unwrap(),
+            Timestamp(1_745_781_727_123_456_789),
+            "nanoseconds: the first nine digits"
+        );
+        for bad in [
+            "2025-04-27T19:22:07+01x00",
+            "2025-04-27T19:22:07*01:00",
+            "2025-04-27T19:22:07+01:000",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn a_leap_second_and_the_last_minute_of_a_day_are_times() {
         for ok in [
             "2016-12-31T23:59:60Z",
