@@ -458,22 +458,6 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_server_is_given_up_on_with_a_reason() {
-        let dir = crate::testdir::TempDir::new("protocol");
-        let server = serve(dir.path(), None);
-        let hello = Hello {
-            version: VERSION,
-            input: false,
-            size: None,
-            terminal: false,
-        };
-        let err = connect(dir.path(), &hello).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
-        assert!(err.to_string().contains("no answer on the socket"), "{err}");
-        server.join().unwrap();
-    }
-
-    #[test]
     fn refuses_nonsense() {
         let mut huge = vec![b'O'];
         huge.extend_from_slice(&(MAX_FRAME as u32 + 1).to_le_bytes());
