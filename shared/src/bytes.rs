@@ -197,6 +197,29 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_escaped_as_json_requires() {
+        let text = json_string(b"a\x01b\x1f\x7f\n\t\r\"\\");
+        assert_eq!(text, r#""a\u0001b\u001f\u007f\n\t\r\"\\""#);
+        let back: String = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.as_bytes(), b"a\x01b\x1f\x7f\n\t\r\"\\");
+    }
+
+    #[test]
+    fn read_from_a_json_value_too_and_wrong_types_are_named() {
+        let v = serde_json::json!({"one": "caf\u{e9}", "all": ["x", "y"]});
+        let t: T = serde_json::from_value(v).unwrap();
+        assert_eq!(t.one, OsString::from("caf\u{e9}"));
+        assert_eq!(t.all, [OsString::from("x"), OsString::from("y")]);
+        let err = serde_json::from_str::<T>(r#"{"one":5,"all":[]}"#).unwrap_err();
+        assert!(err.to_string().contains("expected a string"), "{err}");
+        let err = serde_json::from_str::<T>(r#"{"one":"x","all":5}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("expected a list of strings"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn json_lines_with_bad_bytes_become_valid_json() {
         assert_eq!(json_text(br#"{"a":1}"#).unwrap().as_ref(), br#"{"a":1}"#);
         let fixed = json_text(b"{\"a\":\"x\xffy\"}").unwrap();
