@@ -220,6 +220,18 @@ mod tests {
     }
 
     #[test]
+    fn text_whose_bytes_look_like_part_of_an_escape_comes_back_as_it_was() {
+        // ò and ó are C3 B2 and C3 B3: the middle bytes of a surrogate's
+        // WTF-8 form, after another lead byte.
+        let t = T {
+            one: OsString::from("perfectó! ò?"),
+            all: vec![OsString::from("ó."), OsString::from("\u{ed}\u{b2}")],
+        };
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<T>(&json).unwrap(), t);
+    }
+
+    #[test]
     fn json_lines_with_bad_bytes_become_valid_json() {
         assert_eq!(json_text(br#"{"a":1}"#).unwrap().as_ref(), br#"{"a":1}"#);
         let fixed = json_text(b"{\"a\":\"x\xffy\"}").unwrap();
