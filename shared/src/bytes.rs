@@ -232,6 +232,12 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_off_escape_at_the_end_is_kept_as_bytes() {
+        assert_eq!(from_wtf8(b"a\xed\xb2"), b"a\xed\xb2");
+        assert_eq!(from_wtf8(b"a\xed\xb2\xbf"), b"a\xbf");
+    }
+
+    #[test]
     fn json_lines_with_bad_bytes_become_valid_json() {
         assert_eq!(json_text(br#"{"a":1}"#).unwrap().as_ref(), br#"{"a":1}"#);
         let fixed = json_text(b"{\"a\":\"x\xffy\"}").unwrap();
