@@ -155,6 +155,28 @@ mod tests {
     }
 
     #[test]
+    fn the_closing_line_says_how_a_session_was_stopped() {
+        let mut r = crate::Record {
+            exit_code: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(closing(&r), None, "a session that ended by itself");
+        r.exit_code = Some(3);
+        assert_eq!(closing(&r), None);
+        r.exit_code = Some(143);
+        assert_eq!(closing(&r).unwrap(), "── stopped by SIGTERM (exit 143)");
+        r.exit_code = Some(128 + 99);
+        assert_eq!(closing(&r), None, "no signal 99");
+        r.signal = Some("SIGKILL".into());
+        assert_eq!(closing(&r).unwrap(), "── stopped by SIGKILL");
+        r.timed_out = true;
+        assert_eq!(closing(&r).unwrap(), "── timed out, stopped by SIGKILL");
+        r.signal = None;
+        r.exit_code = Some(0);
+        assert_eq!(closing(&r).unwrap(), "── timed out");
+    }
+
+    #[test]
     fn renders_a_turn() {
         assert_eq!(
             r(r#"{"type":"thread.started","thread_id":"t1"}"#).unwrap(),
