@@ -211,6 +211,54 @@ mod tests {
     }
 
     #[test]
+    fn renders_the_rest_of_the_events() {
+        assert_eq!(
+            r(r#"{"type":"turn.started"}"#).unwrap(),
+            ["── turn started"]
+        );
+        assert_eq!(
+            r(r#"{"type":"error","message":"stream lost"}"#).unwrap(),
+            ["error: stream lost"]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"error","message":"bad"}}"#).unwrap(),
+            ["error: bad"]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"reasoning","text":"Hmm.\nYes."}}"#)
+                .unwrap(),
+            ["thinking: Hmm.", "          Yes."]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"agent_message","text":""}}"#).unwrap(),
+            ["codex>"]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"file_change","changes":[{"path":"b","kind":"delete"},{"path":"c","kind":"update"},{"path":"d"}]}}"#).unwrap(),
+            ["- b (delete)", "~ c (update)", "~ d (update)"]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"command_execution","command":"x","aggregated_output":"","status":"declined"}}"#).unwrap(),
+            ["  → declined"]
+        );
+        let todo = |phase: &str| {
+            r(&format!(
+                r#"{{"type":"{phase}","item":{{"type":"todo_list","items":[{{"text":"a","completed":true}},{{"text":"b","completed":false}}]}}}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(todo("item.started"), ["todo: [x] a  [ ] b"]);
+        assert_eq!(todo("item.completed"), ["todo: [x] a  [ ] b"]);
+        assert!(todo("item.updated").is_empty());
+        // Other phases of known items say nothing.
+        assert!(
+            r(r#"{"type":"item.updated","item":{"type":"agent_message","text":"x"}}"#)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn long_command_output_is_cut_to_its_end() {
         let output: String = (1..=3000).map(|i| format!("line {i}\n")).collect();
         let event = serde_json::json!({"type":"item.completed","item":{
