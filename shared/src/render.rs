@@ -251,11 +251,19 @@ mod tests {
         assert_eq!(todo("item.completed"), ["todo: [x] a  [ ] b"]);
         assert!(todo("item.updated").is_empty());
         // Other phases of known items say nothing.
-        assert!(
-            r(r#"{"type":"item.updated","item":{"type":"agent_message","text":"x"}}"#)
-                .unwrap()
-                .is_empty()
-        );
+        for (phase, kind) in [
+            ("item.updated", "agent_message"),
+            ("item.started", "agent_message"),
+            ("item.updated", "reasoning"),
+            ("item.started", "reasoning"),
+            ("item.updated", "command_execution"),
+            ("item.started", "file_change"),
+        ] {
+            let line = format!(
+                r#"{{"type":"{phase}","item":{{"type":"{kind}","text":"x","changes":[{{"path":"p"}}]}}}}"#
+            );
+            assert_eq!(r(&line).unwrap(), Vec::<String>::new(), "{phase} {kind}");
+        }
     }
 
     #[test]
