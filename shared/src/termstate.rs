@@ -290,6 +290,9 @@ mod tests {
         assert_eq!(a.state, AgentState::Blocked);
         assert_eq!(a.blocked_on.as_deref(), Some("permission"));
         assert_eq!(a.blocked_message.as_deref(), Some("ABC"));
+        // Typing does not end a block the program reports itself.
+        assert!(!a.observe_input(now));
+        assert_eq!(a.state, AgentState::Blocked);
         assert!(a.observe_terminal(&state("7501;state=working:kind=x:msg=QUJD"), now));
         assert_eq!((a.blocked_on, a.blocked_message), (None, None));
     }
@@ -312,6 +315,8 @@ mod tests {
     fn notifications_block_only_programs_that_report_no_state() {
         let now = Timestamp(1);
         let mut a = Agent::default();
+        assert!(!a.observe_input(now), "typing into a program not blocked");
+        assert_eq!(a, Agent::default());
         assert!(a.observe_terminal(&Report::Notification("Need you".into()), now));
         assert_eq!(a.state, AgentState::Blocked);
         assert_eq!(a.blocked_message.as_deref(), Some("Need you"));
