@@ -705,6 +705,53 @@ mod tests {
     }
 
     #[test]
+    fn work_statuses_are_named_as_in_the_record_and_errors_as_given() {
+        use WorkStatus::*;
+        for (st, name) in [
+            (Creating, "creating"),
+            (Active, "active"),
+            (Committed, "committed"),
+            (Clean, "clean"),
+            (Failed, "failed"),
+        ] {
+            assert_eq!(st.as_str(), name);
+            assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{name}\""));
+        }
+        assert_eq!(
+            GitError("committing: no".into()).to_string(),
+            "committing: no"
+        );
+    }
+
+    #[test]
+    fn the_copied_list_is_read_between_nuls() {
+        let dir = crate::testdir::TempDir::new("worktree");
+        let list = dir.path().join("copied");
+        assert!(read_copied(&list).is_empty(), "no list: nothing copied");
+        fs::write(&list, b"a.env\0\0dir/b c\0").unwrap();
+        assert_eq!(read_copied(&list), ["a.env", "dir/b c"]);
+    }
+
+    #[test]
+    fn a_commit_is_named_by_the_prompt_else_the_command_line() {
+        let mut r = Record {
+            prompt: Some("\n  Fix the parser  \nthen test it".into()),
+            kind: Kind::Exec,
+            ..Record::default()
+        };
+        assert_eq!(subject(&r), "Fix the parser");
+        r.prompt = Some(" \n ".into());
+        r.kind = Kind::Repl;
+        assert_eq!(subject(&r), "codex (interactive session)");
+        r.kind = Kind::Cmd;
+        r.argv = ["make", "-j4", "CFLAGS=-O2", "it's here", ""]
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(subject(&r), r"make -j4 CFLAGS=-O2 'it'\''s here' ''");
+    }
+
+    #[test]
     fn git_errors_keep_the_last_lines_without_hints() {
         let err = b"hint: do this\nerror: first\n\nfatal: second\n";
         assert_eq!(last_words(err), "error: first / fatal: second");
