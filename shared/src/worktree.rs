@@ -752,6 +752,85 @@ mod tests {
     }
 
     #[test]
+    fn a_worktrees_life_uncommitted_work_committed_merged_removed() {
+        let t = crate::testdir::TempDir::new("worktree");
+        let repo = t.path().join("repo");
+        fs::create_dir(&repo).unwrap();
+        let sh = |dir: &Path, script: &str| {
+            let ok = std::process::Command::new("sh")
+                .args(["-c", script])
+                .current_dir(dir)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{script}");
+        };
+        sh(
+            &repo,
+            "git init -q -b main . && git config user.email t@e && git config user.name t \
+             && echo a > a && git add a && git commit -qm one",
+        );
+        let origin = find(&repo, None).unwrap();
+        let path = t.path().join("wt");
+        add(&origin, &path, "codex/t-1").unwrap();
+        let mut w = Worktree {
+            repo: origin.top.to_string_lossy().into_owned(),
+            git_dir: origin.git_dir.to_string_lossy().into_owned(),
+            path: path.to_string_lossy().into_owned(),
+            branch: "codex/t-1".into(),
+            base: origin.base.clone(),
+            base_commit: origin.base_commit.clone(),
+            ..Worktree::default()
+        };
+        assert!(branch_exists(&origin.git_dir, "codex/t-1"));
+        assert!(!branch_exists(&origin.git_dir, "codex/none"));
+        let copied = t.path().join("copied");
+        assert!(!has_uncommitted(&w, &copied).unwrap(), "a fresh worktree");
+        // A copied file is not work; a new one is.
+        fs::write(path.join(".env"), "x").unwrap();
+        fs::write(&copied, ".env\0").unwrap();
+        assert!(
+            !has_uncommitted(&w, &copied).unwrap(),
+            "only the copied file"
+        );
+        fs::write(path.join("b"), "b\nc\n").unwrap();
+        assert!(has_uncommitted(&w, &copied).unwrap(), "a new file");
+        // Unmerged work keeps its branch.
+        let message = Message {
+            subject: "add b",
+            session: "t-1",
+            thread: None,
+        };
+        commit(&mut w, &copied, &message);
+        assert_eq!(w.status, WorkStatus::Committed, "{:?}", w.error);
+        assert_eq!(
+            w.diffstat,
+            Some(Diffstat {
+                files: 1,
+                insertions: 2,
+                deletions: 0
+            })
+        );
+        assert!(!has_uncommitted(&w, &copied).unwrap(), "committed");
+        assert_eq!(delete_branch_if_merged(&w).unwrap(), BranchFate::Unmerged);
+        // Removed, then removed again (no longer listed: nothing to do).
+        remove(&w).unwrap();
+        assert!(!path.exists());
+        assert!(
+            !has_uncommitted(&w, &copied).unwrap(),
+            "a worktree that is gone"
+        );
+        remove(&w).unwrap();
+        // Merged into main, the branch goes; then it is gone.
+        sh(&repo, "git merge -q --ff-only codex/t-1");
+        assert_eq!(delete_branch_if_merged(&w).unwrap(), BranchFate::Deleted);
+        assert!(!branch_exists(&origin.git_dir, "codex/t-1"));
+        assert_eq!(delete_branch_if_merged(&w).unwrap(), BranchFate::Gone);
+    }
+
+    #[test]
     fn git_errors_keep_the_last_lines_without_hints() {
         let err = b"hint: do this\nerror: first\n\nfatal: second\n";
         assert_eq!(last_words(err), "error: first / fatal: second");
