@@ -797,6 +797,7 @@ mod tests {
         );
         fs::write(path.join("b"), "b\nc\n").unwrap();
         assert!(has_uncommitted(&w, &copied).unwrap(), "a new file");
+        fs::write(path.join("a"), "").unwrap();
         // Unmerged work keeps its branch.
         let message = Message {
             subject: "add b",
@@ -808,9 +809,9 @@ mod tests {
         assert_eq!(
             w.diffstat,
             Some(Diffstat {
-                files: 1,
+                files: 2,
                 insertions: 2,
-                deletions: 0
+                deletions: 1
             })
         );
         assert!(!has_uncommitted(&w, &copied).unwrap(), "committed");
