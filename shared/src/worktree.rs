@@ -832,6 +832,43 @@ mod tests {
     }
 
     #[test]
+    fn find_says_why_there_is_no_base_and_untracked_files_are_picked_to_copy() {
+        let t = crate::testdir::TempDir::new("worktree");
+        let repo = t.path().join("repo");
+        fs::create_dir(&repo).unwrap();
+        let sh = |script: &str| {
+            let ok = std::process::Command::new("sh")
+                .args(["-c", script])
+                .current_dir(&repo)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{script}");
+        };
+        sh("git init -q -b main . && git config user.email t@e && git config user.name t");
+        let err = find(&repo, None).unwrap_err().0;
+        assert!(err.ends_with("has no commit yet"), "{err}");
+        let err = find(&repo.join(".git"), None).unwrap_err().0;
+        assert!(err.ends_with("is not in a git working tree"), "{err}");
+        sh("printf '.env\\nbuild/\\n' > .gitignore && git add .gitignore && git commit -qm one");
+        let err = find(&repo, Some("nope")).unwrap_err().0;
+        assert!(err.starts_with("--worktree=nope: not a commit"), "{err}");
+        let origin = find(&repo, None).unwrap();
+        assert_eq!(origin.base, "main");
+        // Untracked files, ignored ones included, by --copy pattern or by
+        // the include file; nothing without either.
+        sh("echo s > .env && mkdir build && echo o > build/out && echo n > notes");
+        assert!(files_to_copy(&origin, &[]).unwrap().is_empty());
+        assert_eq!(files_to_copy(&origin, &[".env".into()]).unwrap(), [".env"]);
+        fs::write(repo.join(INCLUDE_FILE), "build/\n").unwrap();
+        let mut both = files_to_copy(&origin, &[".env".into()]).unwrap();
+        both.sort();
+        assert_eq!(both, [".env", "build/out"]);
+    }
+
+    #[test]
     fn git_errors_keep_the_last_lines_without_hints() {
         let err = b"hint: do this\nerror: first\n\nfatal: second\n";
         assert_eq!(last_words(err), "error: first / fatal: second");
