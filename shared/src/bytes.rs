@@ -216,6 +216,47 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_escaped_as_json_requires() {
+        let text = json_string(b"a\x01b\x1f\x7f\n\t\r\"\\");
+        assert_eq!(text, r#""a\u0001b\u001f\u007f\n\t\r\"\\""#);
+        let back: String = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.as_bytes(), b"a\x01b\x1f\x7f\n\t\r\"\\");
+    }
+
+    #[test]
+    fn read_from_a_json_value_too_and_wrong_types_are_named() {
+        let v = serde_json::json!({"one": "caf\u{e9}", "all": ["x", "y"]});
+        let t: T = serde_json::from_value(v).unwrap();
+        assert_eq!(t.one, OsString::from("caf\u{e9}"));
+        assert_eq!(t.all, [OsString::from("x"), OsString::from("y")]);
+        let err = serde_json::from_str::<T>(r#"{"one":5,"all":[]}"#).unwrap_err();
+        assert!(err.to_string().contains("expected a string"), "{err}");
+        let err = serde_json::from_str::<T>(r#"{"one":"x","all":5}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("expected a list of strings"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_whose_bytes_look_like_part_of_an_escape_comes_back_as_it_was() {
+        // ò and ó are C3 B2 and C3 B3: the middle bytes of a surrogate's
+        // WTF-8 form, after another lead byte.
+        let t = T {
+            one: OsString::from("perfectó! ò?"),
+            all: vec![OsString::from("ó."), OsString::from("\u{ed}\u{b2}")],
+        };
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<T>(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn a_cut_off_escape_at_the_end_is_kept_as_bytes() {
+        assert_eq!(from_wtf8(b"a\xed\xb2"), b"a\xed\xb2");
+        assert_eq!(from_wtf8(b"a\xed\xb2\xbf"), b"a\xbf");
+    }
+
+    #[test]
     fn json_lines_with_bad_bytes_become_valid_json() {
         assert_eq!(json_text(br#"{"a":1}"#).unwrap().as_ref(), br#"{"a":1}"#);
         let fixed = json_text(b"{\"a\":\"x\xffy\"}").unwrap();

@@ -261,6 +261,35 @@ mod tests {
     }
 
     #[test]
+    fn a_file_at_the_cap_is_read_whole_and_one_that_outgrows_it_is_refused() {
+        let dir = TempDir::new("files");
+        let full = dir.path().join("full");
+        let bytes: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&full, &bytes).unwrap();
+        assert_eq!(read_capped(&full, 4096).unwrap(), bytes);
+        assert!(read_capped(&full, 4095).is_err());
+        // A file whose size says 0 but holds more (as /proc's do, or one
+        // growing while read) is refused past the cap, not cut at it.
+        let status = Path::new("/proc/self/status");
+        assert_eq!(fs::metadata(status).unwrap().len(), 0);
+        assert!(read_capped(status, 16).is_err());
+        assert!(read_capped(status, 1 << 20).unwrap().len() > 16);
+    }
+
+    #[test]
+    fn a_device_is_named_a_device() {
+        let kind = fs::metadata("/dev/null").unwrap().file_type();
+        assert_eq!(
+            not_regular(kind).to_string(),
+            "not a regular file (a device)"
+        );
+        assert!(open_nofollow(Path::new("/dev/null"))
+            .unwrap_err()
+            .to_string()
+            .contains("a device"));
+    }
+
+    #[test]
     fn space_errors_are_told_apart() {
         for errno in [nix::libc::ENOSPC, nix::libc::EFBIG, nix::libc::EDQUOT] {
             assert!(is_space_error(&io::Error::from_raw_os_error(errno)));

@@ -813,3 +813,28 @@ fn emit_pieces(
     }
     log.read_range(at, end)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_choice_wants_its_streams_only() {
+        use Stream::{Stderr, Stdout};
+        assert!(Which::Out.wants(Stdout) && !Which::Out.wants(Stderr));
+        assert!(Which::Err.wants(Stderr) && !Which::Err.wants(Stdout));
+        assert!(Which::All.wants(Stdout) && Which::All.wants(Stderr));
+    }
+
+    #[test]
+    fn gaps_say_how_many_bytes_of_which_stream_and_why() {
+        assert_eq!(
+            Gap::Dropped(42).text(Stream::Stderr),
+            "[42 bytes of stderr lost here: they could not be logged]"
+        );
+        assert_eq!(
+            Gap::Missed(7).text(Stream::Stdout),
+            "missed 7 bytes of stdout: rotated away (--max-log-size) before they were read"
+        );
+    }
+}

@@ -368,6 +368,96 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_of_the_largest_payload_is_accepted() {
+        let largest = Frame::Stdout(vec![7; MAX_FRAME]);
+        let mut buf = largest.encode();
+        assert_eq!(Frame::decode(&mut buf).unwrap(), Some(largest));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_resize_of_the_wrong_length_is_refused_not_a_panic() {
+        for len in [0usize, 3, 5] {
+            let mut frame = vec![b'Z'];
+            frame.extend_from_slice(&(len as u32).to_le_bytes());
+            frame.extend(std::iter::repeat_n(1u8, len));
+            assert!(Frame::decode(&mut frame).is_err(), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn frames_written_to_a_stream_are_read_back_until_its_end() {
+        let frames = [
+            Frame::Stdout(vec![b'x'; 3 * 64 * 1024]),
+            Frame::Sync,
+            Frame::Resize(80, 24),
+        ];
+        let mut wire = Vec::new();
+        for f in &frames {
+            f.write_to(&mut wire).unwrap();
+        }
+        let mut stream = &wire[..];
+        let mut buf = Vec::new();
+        for f in &frames {
+            assert_eq!(
+                Frame::read_from(&mut stream, &mut buf).unwrap().as_ref(),
+                Some(f)
+            );
+        }
+        assert_eq!(Frame::read_from(&mut stream, &mut buf).unwrap(), None);
+    }
+
+    /// A server on `dir/attach.sock` that answers one hello with `answer`
+    /// (or not at all), then waits for the client to go.
+    fn serve(dir: &Path, answer: Option<Frame>) -> std::thread::JoinHandle<()> {
+        let listener = std::os::unix::net::UnixListener::bind(dir.join("attach.sock")).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let hello = Frame::read_from(&mut s, &mut buf).unwrap();
+            assert!(matches!(hello, Some(Frame::Hello(_))), "{hello:?}");
+            if let Some(a) = answer {
+                a.write_to(&mut s).unwrap();
+            }
+            let _ = Frame::read_from(&mut s, &mut buf);
+        })
+    }
+
+    #[test]
+    fn connect_shakes_hands_with_the_same_version_only() {
+        let welcome = |version| Welcome {
+            version,
+            tty: false,
+            stdin: true,
+            index_len: 3,
+            stdout_len: 4,
+            stderr_len: 5,
+            delivery: true,
+        };
+        let hello = Hello {
+            version: VERSION,
+            input: true,
+            size: None,
+            terminal: false,
+        };
+        let dir = crate::testdir::TempDir::new("protocol");
+        let server = serve(dir.path(), Some(Frame::Welcome(welcome(VERSION))));
+        let (stream, w) = connect(dir.path(), &hello).unwrap();
+        assert_eq!(w, welcome(VERSION));
+        drop(stream);
+        server.join().unwrap();
+
+        let dir = crate::testdir::TempDir::new("protocol");
+        let server = serve(dir.path(), Some(Frame::Welcome(welcome(VERSION + 1))));
+        let err = connect(dir.path(), &hello).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("speaks version {}", VERSION + 1)),
+            "{err}"
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
     fn refuses_nonsense() {
         let mut huge = vec![b'O'];
         huge.extend_from_slice(&(MAX_FRAME as u32 + 1).to_le_bytes());
@@ -387,5 +477,10 @@ mod tests {
             socket_path(Path::new("/r/id"), Some(5)),
             PathBuf::from("/r/id/attach.sock")
         );
+        // The longest that fits (107 bytes and the NUL) is used as it is.
+        let longest = PathBuf::from(format!("/{}", "y".repeat(107 - "/attach.sock".len() - 1)));
+        let direct = longest.join("attach.sock");
+        assert_eq!(direct.as_os_str().len(), SUN_PATH_MAX);
+        assert_eq!(socket_path(&longest, Some(5)), direct);
     }
 }

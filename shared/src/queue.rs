@@ -218,6 +218,58 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_under_something_not_a_directory_is_an_error() {
+        let root = TempDir::new("queue");
+        fs::write(root.path().join(QUEUES_DIR), b"").unwrap();
+        assert!(dir(root.path(), "q").is_err());
+    }
+
+    #[test]
+    fn slots_are_neither_inherited_nor_reached_through_links() {
+        let root = TempDir::new("queue");
+        let q = dir(root.path(), "q").unwrap();
+        // Held slots close on exec: a command's leftovers never hold one.
+        let cloexec = |f: &File| {
+            let flags = nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+            flags & nix::libc::FD_CLOEXEC != 0
+        };
+        let held = try_lock(&q.join("slot.0")).unwrap().unwrap();
+        assert!(cloexec(&held), "a probe's descriptor");
+        drop(held);
+        let slot = try_slot(&q, 1).unwrap().unwrap();
+        assert!(
+            cloexec(&slot._held) && cloexec(&slot._mark),
+            "a slot's descriptors"
+        );
+        drop(slot);
+        let ticket = Ticket::take(&q, Timestamp(1), "t-1").unwrap();
+        assert!(cloexec(&ticket._file), "a ticket's descriptor");
+        drop(ticket);
+        // A ticket's name taken by a symlink: refused, not followed.
+        let target = root.path().join("target");
+        std::os::unix::fs::symlink(&target, q.join(format!("wait.{:020}.t-2", 2))).unwrap();
+        assert!(Ticket::take(&q, Timestamp(2), "t-2").is_err());
+        assert!(!target.exists(), "the ticket was created through the link");
+        // A slot that is a symlink is refused, not followed.
+        let elsewhere = root.path().join("elsewhere");
+        fs::write(&elsewhere, b"").unwrap();
+        fs::remove_file(q.join("slot.0")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, q.join("slot.0")).unwrap();
+        assert!(any_free(&q, 1).is_err());
+    }
+
+    #[test]
+    fn an_older_ticket_that_cannot_be_probed_is_an_error_not_a_free_pass() {
+        let root = TempDir::new("queue");
+        let q = dir(root.path(), "q").unwrap();
+        let mine = Ticket::take(&q, Timestamp(20), "mine-1").unwrap();
+        let target = root.path().join("target");
+        fs::write(&target, b"").unwrap();
+        std::os::unix::fs::symlink(&target, q.join(format!("wait.{:020}.odd-1", 10))).unwrap();
+        assert!(mine.is_first().is_err());
+    }
+
+    #[test]
     fn tickets_go_in_creation_order_and_dead_ones_are_skipped() {
         let root = TempDir::new("queue");
         let q = dir(root.path(), "q").unwrap();
@@ -225,7 +277,10 @@ mod tests {
         let new = Ticket::take(&q, Timestamp(20), "new-1").unwrap();
         assert!(old.is_first().unwrap());
         assert!(!new.is_first().unwrap());
+        let old_path = old.path.clone();
         drop(old);
+        // Its ticket goes with it (the removal wakes the next waiter).
+        assert!(!old_path.exists(), "a dropped ticket is left behind");
         assert!(new.is_first().unwrap());
         // A ticket left by a waiter that died (no lock held) is stale.
         fs::write(q.join(format!("wait.{:020}.dead-1", 5)), b"").unwrap();

@@ -506,6 +506,95 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn kinds_are_named_as_in_the_record() {
+        for (kind, name) in [
+            (Kind::Exec, "exec"),
+            (Kind::Repl, "repl"),
+            (Kind::Cmd, "cmd"),
+        ] {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(Kind::parse(name), Some(kind));
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{name}\""));
+        }
+        for bad in ["", "Exec", "shell", "xyzzy"] {
+            assert_eq!(Kind::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_may_fill_the_cap_exactly_but_not_pass_it() {
+        let dir = TempDir::new("record");
+        let r = sample();
+        let len = serde_json::to_vec(&r).unwrap().len() + 1;
+        let room = crate::files::MAX_RECORD as usize - len;
+        let fill = |reserve| Durability {
+            sync: false,
+            reserve,
+        };
+        r.write(dir.path(), fill(room)).unwrap();
+        assert_eq!(
+            fs::metadata(dir.path().join(RECORD_FILE)).unwrap().len(),
+            crate::files::MAX_RECORD
+        );
+        assert_eq!(Record::read(dir.path()).unwrap(), r, "read back at the cap");
+        let err = r.write(dir.path(), fill(room + 1)).unwrap_err().to_string();
+        assert!(err.contains("more than the"), "{err}");
+        let err = r
+            .write(dir.path(), fill(room + 4096))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than the"), "{err}");
+    }
+
+    #[test]
+    fn a_failure_other_than_space_is_returned_and_the_old_record_kept() {
+        let dir = TempDir::new("record");
+        let r = sample();
+        r.write(dir.path(), Durability::default()).unwrap();
+        // The temporary file's name taken (by a directory): not a full
+        // disk, so no in-place write over the old record.
+        let tmp = dir
+            .path()
+            .join(format!(".{RECORD_FILE}.{}.tmp", std::process::id()));
+        fs::create_dir(&tmp).unwrap();
+        let mut r2 = r.clone();
+        r2.state = State::Exited;
+        assert!(r2.write(dir.path(), Durability::default()).is_err());
+        assert_eq!(Record::read(dir.path()).unwrap(), r, "the old record");
+        fs::remove_dir(&tmp).unwrap();
+    }
+
+    #[test]
+    fn an_in_place_write_keeps_the_reserved_room_and_may_grow() {
+        let dir = TempDir::new("record");
+        let path = dir.path().join(RECORD_FILE);
+        let r = sample();
+        r.write(
+            dir.path(),
+            Durability {
+                sync: false,
+                reserve: 2048,
+            },
+        )
+        .unwrap();
+        let reserved = fs::metadata(&path).unwrap().len();
+        // Shorter than the file: padded to its length, room kept for next.
+        let mut r2 = r.clone();
+        r2.state = State::Exited;
+        write_in_place(&path, &serde_json::to_vec(&r2).unwrap()).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), reserved);
+        assert_eq!(Record::read(dir.path()).unwrap(), r2);
+        // Longer than the file: written whole.
+        let mut r3 = r2.clone();
+        r3.error = Some("y".repeat(4096));
+        let json = serde_json::to_vec(&r3).unwrap();
+        assert!(json.len() as u64 > reserved);
+        write_in_place(&path, &json).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), json.len() as u64);
+        assert_eq!(Record::read(dir.path()).unwrap(), r3);
+    }
+
+    #[test]
     fn refuses_garbage() {
         for bad in [
             &b""[..],

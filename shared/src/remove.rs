@@ -238,6 +238,25 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_session_is_not_found_and_a_tree_already_gone_is_removed() {
+        let t = TempDir::new("remove");
+        let root = Root::open(t.path().join("root"), Access::Create).unwrap();
+        let id = SessionId::parse("nobody-here").unwrap();
+        assert!(matches!(
+            root.remove_session(&id),
+            Err(Error::NotFound(ref what)) if what == "nobody-here"
+        ));
+        // Removed meanwhile by someone else: done, not an error.
+        remove_tree(&t.path().join("gone")).unwrap();
+        // What cannot be removed (here a plain file) is an error, and
+        // stays.
+        let file = t.path().join("file");
+        fs::write(&file, "x").unwrap();
+        assert!(remove_tree(&file).is_err());
+        assert!(file.exists());
+    }
+
+    #[test]
     fn leaves_directories_that_are_not_sessions() {
         let t = TempDir::new("remove");
         let root = Root::open(t.path().join("root"), Access::Create).unwrap();

@@ -155,6 +155,28 @@ mod tests {
     }
 
     #[test]
+    fn the_closing_line_says_how_a_session_was_stopped() {
+        let mut r = crate::Record {
+            exit_code: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(closing(&r), None, "a session that ended by itself");
+        r.exit_code = Some(3);
+        assert_eq!(closing(&r), None);
+        r.exit_code = Some(143);
+        assert_eq!(closing(&r).unwrap(), "── stopped by SIGTERM (exit 143)");
+        r.exit_code = Some(128 + 99);
+        assert_eq!(closing(&r), None, "no signal 99");
+        r.signal = Some("SIGKILL".into());
+        assert_eq!(closing(&r).unwrap(), "── stopped by SIGKILL");
+        r.timed_out = true;
+        assert_eq!(closing(&r).unwrap(), "── timed out, stopped by SIGKILL");
+        r.signal = None;
+        r.exit_code = Some(0);
+        assert_eq!(closing(&r).unwrap(), "── timed out");
+    }
+
+    #[test]
     fn renders_a_turn() {
         assert_eq!(
             r(r#"{"type":"thread.started","thread_id":"t1"}"#).unwrap(),
@@ -186,6 +208,62 @@ mod tests {
             r(r#"{"type":"turn.failed","error":{"message":"boom"}}"#).unwrap(),
             ["── turn failed: boom"]
         );
+    }
+
+    #[test]
+    fn renders_the_rest_of_the_events() {
+        assert_eq!(
+            r(r#"{"type":"turn.started"}"#).unwrap(),
+            ["── turn started"]
+        );
+        assert_eq!(
+            r(r#"{"type":"error","message":"stream lost"}"#).unwrap(),
+            ["error: stream lost"]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"error","message":"bad"}}"#).unwrap(),
+            ["error: bad"]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"reasoning","text":"Hmm.\nYes."}}"#)
+                .unwrap(),
+            ["thinking: Hmm.", "          Yes."]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"agent_message","text":""}}"#).unwrap(),
+            ["codex>"]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"file_change","changes":[{"path":"b","kind":"delete"},{"path":"c","kind":"update"},{"path":"d"}]}}"#).unwrap(),
+            ["- b (delete)", "~ c (update)", "~ d (update)"]
+        );
+        assert_eq!(
+            r(r#"{"type":"item.completed","item":{"type":"command_execution","command":"x","aggregated_output":"","status":"declined"}}"#).unwrap(),
+            ["  → declined"]
+        );
+        let todo = |phase: &str| {
+            r(&format!(
+                r#"{{"type":"{phase}","item":{{"type":"todo_list","items":[{{"text":"a","completed":true}},{{"text":"b","completed":false}}]}}}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(todo("item.started"), ["todo: [x] a  [ ] b"]);
+        assert_eq!(todo("item.completed"), ["todo: [x] a  [ ] b"]);
+        assert!(todo("item.updated").is_empty());
+        // Other phases of known items say nothing.
+        for (phase, kind) in [
+            ("item.updated", "agent_message"),
+            ("item.started", "agent_message"),
+            ("item.updated", "reasoning"),
+            ("item.started", "reasoning"),
+            ("item.updated", "command_execution"),
+            ("item.started", "file_change"),
+        ] {
+            let line = format!(
+                r#"{{"type":"{phase}","item":{{"type":"{kind}","text":"x","changes":[{{"path":"p"}}]}}}}"#
+            );
+            assert_eq!(r(&line).unwrap(), Vec::<String>::new(), "{phase} {kind}");
+        }
     }
 
     #[test]

@@ -175,6 +175,32 @@ mod tests {
     }
 
     #[test]
+    fn a_root_that_cannot_be_looked_at_is_an_error_not_an_empty_root() {
+        let t = TempDir::new("root");
+        let file = t.path().join("file");
+        fs::write(&file, "x").unwrap();
+        // Under a plain file: ENOTDIR, not a root that does not exist yet.
+        let err = Root::open(file.join("background"), Access::Read).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_root_created_meanwhile_by_another_tool_is_checked_not_refused() {
+        let t = TempDir::new("root");
+        let theirs = t.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o700)).unwrap();
+        create(&theirs).unwrap();
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = create(&theirs).unwrap_err();
+        assert!(matches!(err, Error::InsecureRoot { .. }), "{err}");
+        // Any other failure is told as one of creating it.
+        let long = t.path().join("x".repeat(300));
+        let err = create(&long).unwrap_err().to_string();
+        assert!(err.contains("creating"), "{err}");
+    }
+
+    #[test]
     fn refuses_files_and_open_modes() {
         let t = TempDir::new("root");
         let file = t.path().join("file");

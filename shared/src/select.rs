@@ -119,6 +119,31 @@ mod tests {
     }
 
     #[test]
+    fn rows_name_the_sessions_there_are_and_no_more() {
+        let sessions: Vec<Session> = ["c-3", "b-2", "a-1"]
+            .into_iter()
+            .map(|id| Session {
+                id: SessionId::parse(id).unwrap(),
+                dir: id.into(),
+                record: Err(Error::NotFound(id.into())),
+                status: crate::status::Status::Exited,
+            })
+            .collect();
+        for n in 0..3 {
+            assert_eq!(Selector::Row(n).find(&sessions).unwrap(), n);
+        }
+        for n in [3, 4, 1000] {
+            match Selector::Row(n).find(&sessions) {
+                Err(Error::NotFound(what)) => {
+                    assert_eq!(what, format!("row {n} (there are 3 sessions)"))
+                }
+                other => panic!("row {n}: {other:?}"),
+            }
+        }
+        assert!(Selector::Row(0).find(&[]).is_err());
+    }
+
+    #[test]
     fn exact_prefix_and_ambiguity() {
         let ids = [
             "crisp-owlet-1",

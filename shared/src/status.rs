@@ -151,9 +151,31 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_session_is_queued_while_its_supervisor_waits_else_lost() {
+        let boot = host::boot_id();
+        assert_eq!(derive(State::Queued, boot.clone(), true), Status::Queued);
+        assert_eq!(derive(State::Queued, boot, false), Status::Lost);
+    }
+
+    #[test]
+    fn over_means_exited_failed_lost_or_corrupt() {
+        let over: Vec<Status> = Status::ALL.into_iter().filter(|s| s.is_over()).collect();
+        assert_eq!(
+            over,
+            [
+                Status::Exited,
+                Status::Failed,
+                Status::Lost,
+                Status::Corrupt
+            ]
+        );
+    }
+
+    #[test]
     fn names_round_trip() {
         for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), Some(s));
+            assert_eq!(s.to_string(), s.as_str(), "Display");
         }
         assert_eq!(Status::parse("zombie"), None);
     }

@@ -92,6 +92,22 @@ mod tests {
     }
 
     #[test]
+    fn a_request_reaches_a_live_process_and_fails_for_a_missing_one() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let sent = request(child.id() as i32, Duration::from_millis(1500));
+        let status = child.wait().unwrap();
+        sent.unwrap();
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}");
+        // No process has this pid (above any pid_max): an error, not Ok.
+        let err = request(i32::MAX, Duration::ZERO).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::ESRCH), "{err}");
+    }
+
+    #[test]
     fn a_plain_kill_gets_the_default_and_other_signals_are_no_request() {
         for sig in SIGNALS {
             assert_eq!(decode(sig as i32, SI_USER, 0), Some(DEFAULT_GRACE));

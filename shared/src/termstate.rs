@@ -256,6 +256,48 @@ mod tests {
     }
 
     #[test]
+    fn empty_fields_are_absent_and_both_base64_alphabets_are_read() {
+        assert_eq!(
+            state("7501;state=blocked:kind=:msg=:app="),
+            Report::State {
+                state: AgentState::Blocked,
+                on: None,
+                message: None,
+                app: None
+            }
+        );
+        // ">>>?>?": standard base64 has + and /, URL-safe - and _.
+        for msg in ["Pj4+Pz4/", "Pj4-Pz4_"] {
+            let r = state(&format!("7501;state=blocked:msg={msg}"));
+            assert!(
+                matches!(&r, Report::State { message: Some(m), .. } if m == ">>>?>?"),
+                "{msg}: {r:?}"
+            );
+        }
+        // Five digits are no base64 (a length of 4n+1): the text as written.
+        let r = state("7501;state=blocked:msg=QUJDR");
+        assert!(
+            matches!(&r, Report::State { message: Some(m), .. } if m == "QUJDR"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_blocked_report_keeps_on_what_until_the_next_state() {
+        let now = Timestamp(1);
+        let mut a = Agent::default();
+        assert!(a.observe_terminal(&state("7501;state=blocked:kind=permission:msg=QUJD"), now));
+        assert_eq!(a.state, AgentState::Blocked);
+        assert_eq!(a.blocked_on.as_deref(), Some("permission"));
+        assert_eq!(a.blocked_message.as_deref(), Some("ABC"));
+        // Typing does not end a block the program reports itself.
+        assert!(!a.observe_input(now));
+        assert_eq!(a.state, AgentState::Blocked);
+        assert!(a.observe_terminal(&state("7501;state=working:kind=x:msg=QUJD"), now));
+        assert_eq!((a.blocked_on, a.blocked_message), (None, None));
+    }
+
+    #[test]
     fn reads_notifications_but_not_progress() {
         assert_eq!(
             state("9;Waiting for you"),
@@ -273,6 +315,8 @@ mod tests {
     fn notifications_block_only_programs_that_report_no_state() {
         let now = Timestamp(1);
         let mut a = Agent::default();
+        assert!(!a.observe_input(now), "typing into a program not blocked");
+        assert_eq!(a, Agent::default());
         assert!(a.observe_terminal(&Report::Notification("Need you".into()), now));
         assert_eq!(a.state, AgentState::Blocked);
         assert_eq!(a.blocked_message.as_deref(), Some("Need you"));

@@ -307,6 +307,122 @@ mod tests {
     }
 
     #[test]
+    fn every_day_from_1700_to_2250_converts_both_ways() {
+        // The calendar counted a day at a time, from 1970-01-01 each way.
+        let next = |(y, m, d): (i64, i64, i64)| {
+            if d < days_in_month(y, m) {
+                (y, m, d + 1)
+            } else if m < 12 {
+                (y, m + 1, 1)
+            } else {
+                (y + 1, 1, 1)
+            }
+        };
+        let prev = |(y, m, d): (i64, i64, i64)| {
+            if d > 1 {
+                (y, m, d - 1)
+            } else if m > 1 {
+                (y, m - 1, days_in_month(y, m - 1))
+            } else {
+                (y - 1, 12, 31)
+            }
+        };
+        for (step, limit) in [(1i64, 102_000i64), (-1, 98_000)] {
+            let mut date = (1970, 1, 1);
+            let mut days = 0i64;
+            while days.abs() <= limit {
+                assert_eq!(civil_from_days(days), date, "day {days}");
+                assert_eq!(days_from_civil(date.0, date.1, date.2), days, "{date:?}");
+                date = if step > 0 { next(date) } else { prev(date) };
+                days += step;
+            }
+        }
+        assert_eq!(civil_from_days(102_000), (2249, 4, 8)); // GNU date agrees
+        assert_eq!(civil_from_days(-98_000), (1701, 9, 8));
+        assert_eq!(days_in_month(2024, 2), 29);
+        assert_eq!(days_in_month(1900, 2), 28);
+        assert_eq!(days_in_month(2000, 2), 29);
+        assert_eq!(days_in_month(2026, 2), 28);
+        assert_eq!(days_in_month(2026, 6), 30);
+    }
+
+    #[test]
+    fn every_second_of_a_day_formats_and_parses_back() {
+        let day = Timestamp::parse_rfc3339("2026-11-23T00:00:00Z").unwrap();
+        for sec in (0..86_400i64).step_by(7) {
+            let t = Timestamp(day.0 + sec * 1_000_000_000 + 987_000_000);
+            let text = t.to_rfc3339_millis();
+            assert_eq!(
+                text,
+                format!(
+                    "2026-11-23T{:02}:{:02}:{:02}.987Z",
+                    sec / 3600,
+                    sec / 60 % 60,
+                    sec % 60
+                )
+            );
+            assert_eq!(Timestamp::parse_rfc3339(&text).unwrap(), t, "{text}");
+            assert_eq!(t.as_secs(), day.as_secs() + sec);
+        }
+        // Before the epoch, seconds round down.
+        assert_eq!(Timestamp(-1).as_secs(), -1);
+        assert_eq!(
+            Timestamp(-1).to_rfc3339_millis(),
+            "1969-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn now_minus_and_system_times() {
+        let before = SystemTime::now();
+        let now = Timestamp::now();
+        assert!(now >= Timestamp::from(before));
+        assert!(now.as_secs() > 1_700_000_000, "{now}");
+        assert_eq!(now.minus(Duration::from_secs(2)).0, now.0 - 2_000_000_000);
+        assert_eq!(Timestamp(5).minus(Duration::MAX), Timestamp(5 - i64::MAX));
+        assert_eq!(now.as_nanos(), now.0);
+        let early = UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!(Timestamp::from(early), Timestamp(-1_500_000_000));
+        assert_eq!(now.to_string(), now.to_rfc3339_millis());
+    }
+
+    #[test]
+    fn offsets_east_and_west_with_minutes_and_long_fractions() {
+        let utc = Timestamp::parse_rfc3339("2025-04-27T19:22:07.5Z").unwrap();
+        for local in [
+            "2025-04-27T17:22:07.5-02:00",
+            "2025-04-28T00:52:07.5+05:30",
+            "2025-04-27T15:07:07.5-04:15",
+            "2025-04-27T19:22:07.500000000000Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(local).unwrap(), utc, "{local}");
+        }
+        assert_eq!(
+            Timestamp::parse_rfc3339("2025-04-27T19:22:07.1234567891Z").unwrap(),
+            Timestamp(1_745_781_727_123_456_789),
+            "nanoseconds: the first nine digits"
+        );
+        for bad in [
+            "2025-04-27T19:22:07+01x00",
+            "2025-04-27T19:22:07*01:00",
+            "2025-04-27T19:22:07+01:000",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_leap_second_and_the_last_minute_of_a_day_are_times() {
+        for ok in [
+            "2016-12-31T23:59:60Z",
+            "2025-04-27T23:59:59Z",
+            "2025-04-27T00:00:00.123456789Z",
+        ] {
+            assert!(Timestamp::parse_rfc3339(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
     fn refuses_garbage() {
         for s in [
             "",
@@ -328,6 +444,17 @@ mod tests {
             "2026-01-01T00:00:00+99:99",
             "2026-01-01T00:00:00+24:00",
             "2026-01-01T00:00:00-00:60",
+            // One field or separator wrong at a time.
+            "2025/04-27T19:22:07Z",
+            "2025-04/27T19:22:07Z",
+            "2025-04-27X19:22:07Z",
+            "2025-04-27T19-22:07Z",
+            "2025-04-27T19:22-07Z",
+            "2025-04-27T24:00:00Z",
+            "2025-04-27T23:60:00Z",
+            "2025-04-27T23:59:61Z",
+            "2025-04-27T19:22:07.123",
+            "2025-04-27T19:22:07.1234567891",
         ] {
             assert!(Timestamp::parse_rfc3339(s).is_err(), "{s:?}");
         }

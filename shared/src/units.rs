@@ -125,6 +125,10 @@ mod tests {
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("2d").unwrap(),
+            Duration::from_secs(2 * 86_400)
+        );
         for bad in [
             "", "s", "-1s", "1x", "1.s", ".5s", "1e3", "ten", "1 2s", "nan",
         ] {
@@ -140,6 +144,10 @@ mod tests {
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
         assert_eq!(parse_size("1.5Ki").unwrap(), 1536);
+        assert_eq!(parse_size("2G").unwrap(), 2_000_000_000);
+        assert_eq!(parse_size("3T").unwrap(), 3_000_000_000_000);
+        assert_eq!(parse_size("5MiB").unwrap(), 5 << 20);
+        assert_eq!(parse_size("2Ti").unwrap(), 2 << 40);
         for bad in [
             "",
             "M",
@@ -157,6 +165,8 @@ mod tests {
     fn human() {
         assert_eq!(human_size(0), "0 B");
         assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1000), "1.00 kB");
+        assert_eq!(human_size(u64::MAX), "18.45 EB");
         assert_eq!(human_size(12_890), "12.89 kB");
         assert_eq!(human_size(1_190_000), "1.19 MB");
         assert_eq!(human_size(999_999), "1.00 MB");

@@ -169,6 +169,24 @@ mod tests {
     use crate::testdir::TempDir;
 
     #[test]
+    fn a_session_that_never_started_says_it_was_interrupted() {
+        let t = TempDir::new("view");
+        let root = Root::open(t.path().join("root"), Access::Create).unwrap();
+        let mut record = sample();
+        record.host = crate::host::hostname();
+        record.boot_id = crate::host::boot_id();
+        record.state = crate::record::State::Starting;
+        let c = root.create_session(None, record, None).unwrap();
+        drop(c.lock);
+        let view = View::new(&Session::load(c.id.clone(), c.dir.clone()), None);
+        assert_eq!(view.status, Status::Failed);
+        assert_eq!(
+            view.error.as_deref(),
+            Some("the session was interrupted before its command ran")
+        );
+    }
+
+    #[test]
     fn a_lost_session_says_whether_its_supervisor_panicked() {
         let t = TempDir::new("view");
         let root = Root::open(t.path().join("root"), Access::Create).unwrap();

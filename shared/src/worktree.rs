@@ -705,6 +705,170 @@ mod tests {
     }
 
     #[test]
+    fn work_statuses_are_named_as_in_the_record_and_errors_as_given() {
+        use WorkStatus::*;
+        for (st, name) in [
+            (Creating, "creating"),
+            (Active, "active"),
+            (Committed, "committed"),
+            (Clean, "clean"),
+            (Failed, "failed"),
+        ] {
+            assert_eq!(st.as_str(), name);
+            assert_eq!(serde_json::to_string(&st).unwrap(), format!("\"{name}\""));
+        }
+        assert_eq!(
+            GitError("committing: no".into()).to_string(),
+            "committing: no"
+        );
+    }
+
+    #[test]
+    fn the_copied_list_is_read_between_nuls() {
+        let dir = crate::testdir::TempDir::new("worktree");
+        let list = dir.path().join("copied");
+        assert!(read_copied(&list).is_empty(), "no list: nothing copied");
+        fs::write(&list, b"a.env\0\0dir/b c\0").unwrap();
+        assert_eq!(read_copied(&list), ["a.env", "dir/b c"]);
+    }
+
+    #[test]
+    fn a_commit_is_named_by_the_prompt_else_the_command_line() {
+        let mut r = Record {
+            prompt: Some("\n  Fix the parser  \nthen test it".into()),
+            kind: Kind::Exec,
+            ..Record::default()
+        };
+        assert_eq!(subject(&r), "Fix the parser");
+        r.prompt = Some(" \n ".into());
+        r.kind = Kind::Repl;
+        assert_eq!(subject(&r), "codex (interactive session)");
+        r.kind = Kind::Cmd;
+        r.argv = ["make", "-j4", "CFLAGS=-O2", "it's here", ""]
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        assert_eq!(subject(&r), r"make -j4 CFLAGS=-O2 'it'\''s here' ''");
+    }
+
+    #[test]
+    fn a_worktrees_life_uncommitted_work_committed_merged_removed() {
+        let t = crate::testdir::TempDir::new("worktree");
+        let repo = t.path().join("repo");
+        fs::create_dir(&repo).unwrap();
+        let sh = |dir: &Path, script: &str| {
+            let ok = std::process::Command::new("sh")
+                .args(["-c", script])
+                .current_dir(dir)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{script}");
+        };
+        sh(
+            &repo,
+            "git init -q -b main . && git config user.email t@e && git config user.name t \
+             && echo a > a && git add a && git commit -qm one",
+        );
+        let origin = find(&repo, None).unwrap();
+        let path = t.path().join("wt");
+        add(&origin, &path, "codex/t-1").unwrap();
+        let mut w = Worktree {
+            repo: origin.top.to_string_lossy().into_owned(),
+            git_dir: origin.git_dir.to_string_lossy().into_owned(),
+            path: path.to_string_lossy().into_owned(),
+            branch: "codex/t-1".into(),
+            base: origin.base.clone(),
+            base_commit: origin.base_commit.clone(),
+            ..Worktree::default()
+        };
+        assert!(branch_exists(&origin.git_dir, "codex/t-1"));
+        assert!(!branch_exists(&origin.git_dir, "codex/none"));
+        let copied = t.path().join("copied");
+        assert!(!has_uncommitted(&w, &copied).unwrap(), "a fresh worktree");
+        // A copied file is not work; a new one is.
+        fs::write(path.join(".env"), "x").unwrap();
+        fs::write(&copied, ".env\0").unwrap();
+        assert!(
+            !has_uncommitted(&w, &copied).unwrap(),
+            "only the copied file"
+        );
+        fs::write(path.join("b"), "b\nc\n").unwrap();
+        assert!(has_uncommitted(&w, &copied).unwrap(), "a new file");
+        fs::write(path.join("a"), "").unwrap();
+        // Unmerged work keeps its branch.
+        let message = Message {
+            subject: "add b",
+            session: "t-1",
+            thread: None,
+        };
+        commit(&mut w, &copied, &message);
+        assert_eq!(w.status, WorkStatus::Committed, "{:?}", w.error);
+        assert_eq!(
+            w.diffstat,
+            Some(Diffstat {
+                files: 2,
+                insertions: 2,
+                deletions: 1
+            })
+        );
+        assert!(!has_uncommitted(&w, &copied).unwrap(), "committed");
+        assert_eq!(delete_branch_if_merged(&w).unwrap(), BranchFate::Unmerged);
+        // Removed, then removed again (no longer listed: nothing to do).
+        remove(&w).unwrap();
+        assert!(!path.exists());
+        assert!(
+            !has_uncommitted(&w, &copied).unwrap(),
+            "a worktree that is gone"
+        );
+        remove(&w).unwrap();
+        // Merged into main, the branch goes; then it is gone.
+        sh(&repo, "git merge -q --ff-only codex/t-1");
+        assert_eq!(delete_branch_if_merged(&w).unwrap(), BranchFate::Deleted);
+        assert!(!branch_exists(&origin.git_dir, "codex/t-1"));
+        assert_eq!(delete_branch_if_merged(&w).unwrap(), BranchFate::Gone);
+    }
+
+    #[test]
+    fn find_says_why_there_is_no_base_and_untracked_files_are_picked_to_copy() {
+        let t = crate::testdir::TempDir::new("worktree");
+        let repo = t.path().join("repo");
+        fs::create_dir(&repo).unwrap();
+        let sh = |script: &str| {
+            let ok = std::process::Command::new("sh")
+                .args(["-c", script])
+                .current_dir(&repo)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{script}");
+        };
+        sh("git init -q -b main . && git config user.email t@e && git config user.name t");
+        let err = find(&repo, None).unwrap_err().0;
+        assert!(err.ends_with("has no commit yet"), "{err}");
+        let err = find(&repo.join(".git"), None).unwrap_err().0;
+        assert!(err.ends_with("is not in a git working tree"), "{err}");
+        sh("printf '.env\\nbuild/\\n' > .gitignore && git add .gitignore && git commit -qm one");
+        let err = find(&repo, Some("nope")).unwrap_err().0;
+        assert!(err.starts_with("--worktree=nope: not a commit"), "{err}");
+        let origin = find(&repo, None).unwrap();
+        assert_eq!(origin.base, "main");
+        // Untracked files, ignored ones included, by --copy pattern or by
+        // the include file; nothing without either.
+        sh("echo s > .env && mkdir build && echo o > build/out && echo n > notes");
+        assert!(files_to_copy(&origin, &[]).unwrap().is_empty());
+        assert_eq!(files_to_copy(&origin, &[".env".into()]).unwrap(), [".env"]);
+        fs::write(repo.join(INCLUDE_FILE), "build/\n").unwrap();
+        let mut both = files_to_copy(&origin, &[".env".into()]).unwrap();
+        both.sort();
+        assert_eq!(both, [".env", "build/out"]);
+    }
+
+    #[test]
     fn git_errors_keep_the_last_lines_without_hints() {
         let err = b"hint: do this\nerror: first\n\nfatal: second\n";
         assert_eq!(last_words(err), "error: first / fatal: second");

@@ -645,6 +645,13 @@ fn a_socket_that_is_not_the_supervisors_is_refused() {
             .timeout(Duration::from_secs(20))
             .run();
         expect_refusal(&out, 125, &id);
+        if mode == "silent" {
+            // Said as a silence, not as the socket's raw EAGAIN.
+            out.check(
+                out.stderr_str().contains("no answer on the socket in 5 s"),
+                "a silent server's refusal does not say it never answered",
+            );
+        }
         end_child(server);
         fs::remove_file(&sock).unwrap();
     }

@@ -144,6 +144,74 @@ mod tests {
     use std::process::Command;
 
     #[test]
+    fn the_tree_walk_reads_a_list_longer_than_its_first_buffer_whole() {
+        // A children list past 64 KiB (some ten thousand children) stands
+        // in for a file of that size: read whole, not cut at the buffer.
+        let long = std::env::temp_dir().join(format!("cx-read-whole-{}", std::process::id()));
+        let text: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| format!("{} ", 100_000 + i).into_bytes())
+            .collect();
+        assert!(text.len() > 3 * 64 * 1024);
+        fs::write(&long, &text).unwrap();
+        let mut buf = Vec::new();
+        let read = read_whole(&long, &mut buf);
+        let _ = fs::remove_file(&long);
+        read.unwrap();
+        assert_eq!(buf.len(), text.len());
+        assert!(buf == text, "the list read is not the file");
+        // And one that fits leaves nothing of the longer one behind.
+        let short = long.with_extension("short");
+        fs::write(&short, b"12 34 56").unwrap();
+        let read = read_whole(&short, &mut buf);
+        let _ = fs::remove_file(&short);
+        read.unwrap();
+        assert_eq!(buf, b"12 34 56");
+    }
+
+    #[test]
+    fn the_tree_walk_and_the_scan_leave_out_another_sessions_processes() {
+        let var = shared::host::SESSION_VAR;
+        let start = |token: &str| {
+            Command::new("sleep")
+                .arg("30")
+                .env(var, token)
+                .spawn()
+                .unwrap()
+        };
+        let (mut mine, mut theirs) = (start("t-mine"), start("t-theirs"));
+        // spawn returns once exec has begun, before the new image's
+        // environment can be read: wait for both to be sleep proper.
+        for c in [&mine, &theirs] {
+            let cmdline = format!("/proc/{}/cmdline", c.id());
+            let mut tries = 0;
+            while fs::read(&cmdline).is_ok_and(|b| b.is_empty()) && tries < 500 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                tries += 1;
+            }
+        }
+        let me = nix::unistd::getpid();
+        let (mine_pid, theirs_pid) = (
+            Pid::from_raw(mine.id() as i32),
+            Pid::from_raw(theirs.id() as i32),
+        );
+        let walked = of(me, Some("t-mine"));
+        let scanned = by_scan(me, Some("t-mine"));
+        let unowned = of(me, None);
+        for c in [&mut mine, &mut theirs] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for (how, found) in [("walk", &walked), ("scan", &scanned)] {
+            assert!(found.contains(&mine_pid), "{how}: ours missing");
+            assert!(
+                !found.contains(&theirs_pid),
+                "{how}: another session's taken"
+            );
+        }
+        assert!(unowned.contains(&mine_pid) && unowned.contains(&theirs_pid));
+    }
+
+    #[test]
     fn the_tree_walk_finds_what_the_full_scan_finds() {
         // A shell with a child, one that left its session, and a
         // grandchild (under a subshell that waits for it).
