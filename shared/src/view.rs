@@ -178,7 +178,8 @@ mod tests {
         record.state = crate::record::State::Starting;
         let c = root.create_session(None, record, None).unwrap();
         drop(c.lock);
-        let view = View::new(&Session::load(c.id.clone(), c.dir.clone()), None);
+        let session = Session::load(c.id.clone(), c.dir.clone());
+        let view = View::new(&session, None);
         assert_eq!(view.status, Status::Failed);
         assert_eq!(
             view.error.as_deref(),
