@@ -7,19 +7,25 @@
 //! since the supervisor writes all output before it lets go of the lock.
 
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use shared::{Session, Status, Timestamp};
+use shared::{Record, Session, Status, Timestamp};
 
 use crate::output::Printer;
 use shared::output::{Source, Window};
 
 /// A safety net against a missed event (such as a session on a network
-/// filesystem): look again this often even when nothing is reported.
+/// filesystem): look again this often even when nothing is reported,
+/// twice as long after each look that found nothing new, up to
+/// [`IDLE_WAKE_MAX`], and this often again after any event.
 const IDLE_WAKE: u16 = 5000;
+/// The longest wait between two looks when nothing is reported.
+const IDLE_WAKE_MAX: u16 = 60_000;
 /// How often to look where inotify is refused.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -30,6 +36,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyhow::Result<i32> {
     let inotify = watch(sources);
     let mut codes: Vec<Option<i32>> = vec![None; sources.len()];
+    let mut seen: Vec<Option<Seen>> = (0..sources.len()).map(|_| None).collect();
+    let mut idle_wake = IDLE_WAKE;
     loop {
         for (nth, source) in sources.iter_mut().enumerate() {
             if codes[nth].is_some() {
@@ -39,7 +47,17 @@ pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyh
             source.advance(w, &mut |line| {
                 let _ = printer.line(&id, nth, &line);
             })?;
+            if seen[nth]
+                .as_ref()
+                .is_some_and(|s| s.still_live(&source.dir))
+            {
+                source.partial_lines(w, &mut |line| {
+                    let _ = printer.line(&id, nth, &line);
+                });
+                continue;
+            }
             let session = Session::load(source.id.clone(), source.dir.clone());
+            seen[nth] = Seen::of(&session);
             if !session.status.is_over() {
                 // A prompt or a progress bar shows before its newline.
                 source.partial_lines(w, &mut |line| {
@@ -70,14 +88,18 @@ pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyh
             return Ok(codes.iter().copied().find(|&c| c != 0).unwrap_or(0));
         }
         // Wake at T to end then.
-        let wake = w.until.map_or(IDLE_WAKE, |u| {
+        let wake = w.until.map_or(idle_wake, |u| {
             let left_ms = (u.0 - Timestamp::now().0).max(0) / 1_000_000 + 1;
-            left_ms.min(i64::from(IDLE_WAKE)) as u16
+            left_ms.min(i64::from(idle_wake)) as u16
         });
         match &inotify {
             Some(inotify) => {
                 let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-                let _ = poll(&mut fds, PollTimeout::from(wake));
+                let events = poll(&mut fds, PollTimeout::from(wake)).unwrap_or(1);
+                idle_wake = match events {
+                    0 => idle_wake.saturating_mul(2).min(IDLE_WAKE_MAX),
+                    _ => IDLE_WAKE,
+                };
                 // Drain the events; which ones came does not matter.
                 while let Ok(events) = inotify.read_events() {
                     if events.is_empty() {
@@ -88,6 +110,42 @@ pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyh
             None => std::thread::sleep(POLL_INTERVAL.min(Duration::from_millis(u64::from(wake)))),
         }
     }
+}
+
+/// A live session's record as last read, and the file it was read from:
+/// while that file is unchanged, a look only asks whether its supervisor
+/// still holds the lock (an idle follower reads and parses nothing).
+struct Seen {
+    /// Inode, size and modification time of the record file.
+    stamp: (u64, u64, i64, i64),
+    /// The record read from it.
+    record: Box<Record>,
+}
+
+impl Seen {
+    /// What to keep of `session`: its record, while it is live.
+    fn of(session: &Session) -> Option<Seen> {
+        let record = session.record.as_ref().ok()?;
+        if session.status.is_over() {
+            return None;
+        }
+        Some(Seen {
+            stamp: stamp(&session.dir)?,
+            record: record.clone(),
+        })
+    }
+
+    /// Whether the session in `dir` is still live with the same record.
+    fn still_live(&self, dir: &Path) -> bool {
+        stamp(dir) == Some(self.stamp) && !Status::derive(&self.record, dir).is_over()
+    }
+}
+
+/// The identity of the record file in `dir`: inode, size, modification
+/// time (a rewrite replaces it by rename, or writes it in place).
+fn stamp(dir: &Path) -> Option<(u64, u64, i64, i64)> {
+    let m = std::fs::symlink_metadata(dir.join(shared::layout::RECORD)).ok()?;
+    Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 /// One inotify instance watching every session directory, or `None` when
