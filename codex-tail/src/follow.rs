@@ -19,12 +19,16 @@ use shared::{Record, Session, Status, Timestamp};
 use crate::output::Printer;
 use shared::output::{Source, Window};
 
-/// A safety net against a missed event (such as a session on a network
-/// filesystem): look again this often even when nothing is reported,
-/// twice as long after each look that found nothing new, up to
-/// [`IDLE_WAKE_MAX`], and this often again after any event.
+/// A safety net against a missed event (a session on a network
+/// filesystem, where inotify sees only this machine's writes): look again
+/// this often even when nothing is reported, twice as long after each look
+/// that found nothing new, up to [`IDLE_WAKE_MAX`], and this often again
+/// after any event.
 const IDLE_WAKE: u16 = 5000;
-/// The longest wait between two looks when nothing is reported.
+/// The longest wait between two looks when nothing is reported, and the
+/// only one where every session is on a local filesystem (inotify sees
+/// every change there, a supervisor's end included: its lock's descriptor
+/// closes).
 const IDLE_WAKE_MAX: u16 = 60_000;
 /// How often to look where inotify is refused.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -37,7 +41,11 @@ pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyh
     let inotify = watch(sources);
     let mut codes: Vec<Option<i32>> = vec![None; sources.len()];
     let mut seen: Vec<Option<Seen>> = (0..sources.len()).map(|_| None).collect();
-    let mut idle_wake = IDLE_WAKE;
+    let first_wake = match sources.iter().all(|s| is_local(&s.dir)) {
+        true => IDLE_WAKE_MAX,
+        false => IDLE_WAKE,
+    };
+    let mut idle_wake = first_wake;
     loop {
         for (nth, source) in sources.iter_mut().enumerate() {
             if codes[nth].is_some() {
@@ -98,7 +106,7 @@ pub fn follow(sources: &mut [Source], printer: &mut Printer, w: &Window) -> anyh
                 let events = poll(&mut fds, PollTimeout::from(wake)).unwrap_or(1);
                 idle_wake = match events {
                     0 => idle_wake.saturating_mul(2).min(IDLE_WAKE_MAX),
-                    _ => IDLE_WAKE,
+                    _ => first_wake,
                 };
                 // Drain the events; which ones came does not matter.
                 while let Ok(events) = inotify.read_events() {
@@ -139,6 +147,21 @@ impl Seen {
     fn still_live(&self, dir: &Path) -> bool {
         stamp(dir) == Some(self.stamp) && !Status::derive(&self.record, dir).is_over()
     }
+}
+
+/// Whether `dir` is on a filesystem known to be local, whose every change
+/// inotify reports.
+fn is_local(dir: &Path) -> bool {
+    use nix::sys::statfs::{
+        statfs, BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC,
+    };
+    let local = [
+        BTRFS_SUPER_MAGIC,
+        EXT4_SUPER_MAGIC,
+        TMPFS_MAGIC,
+        XFS_SUPER_MAGIC,
+    ];
+    statfs(dir).is_ok_and(|fs| local.contains(&fs.filesystem_type()))
 }
 
 /// The identity of the record file in `dir`: inode, size, modification
