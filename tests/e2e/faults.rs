@@ -647,6 +647,24 @@ fn bytes_lost_on_a_full_disk_leave_a_mark_where_they_were_lost() {
                   while [ ! -e \"$1\" ]; do sleep 0.02; done; echo -after; echo last";
     let id = t.spawn_id(&["--", "sh", "-c", script, s(&full), s(&go)]);
     assert!(wait_file(&full, WAIT), "the flood never ended");
+    // The command is done writing; the supervisor may still be a pipe's
+    // worth behind. Room is made only once all of the flood is logged or
+    // counted as lost, so that nothing of it lands after the mark.
+    let index = t.root().join(&id).join("index");
+    let accounted = || {
+        shared::index::read_all(&index).map_or(0, |entries| {
+            entries
+                .iter()
+                .filter(|e| e.stream == shared::layout::Stream::Stdout)
+                .map(|e| u64::from(e.len))
+                .sum::<u64>()
+        })
+    };
+    assert!(
+        eventually(WAIT, || accounted() >= 7 + 3_000_000),
+        "the supervisor never took in the whole flood: {} bytes",
+        accounted()
+    );
     fs::remove_file(&filler).unwrap();
     fs::write(&go, "").unwrap();
     let rec = t.wait_ended(&id, WAIT);
