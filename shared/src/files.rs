@@ -26,15 +26,7 @@ pub const MAX_RECORD: u64 = 1 << 20;
 /// a directory, FIFO or device is an error that says what it is. The
 /// descriptor returned is blocking again, as a regular file's always is.
 pub fn open_nofollow(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(
-            nix::libc::O_CLOEXEC
-                | nix::libc::O_NOFOLLOW
-                | nix::libc::O_NONBLOCK
-                | nix::libc::O_NOCTTY,
-        )
-        .open(path)?;
+    let f = open_untyped(path)?;
     let kind = f.metadata()?.file_type();
     if !kind.is_file() {
         return Err(not_regular(kind));
@@ -42,6 +34,22 @@ pub fn open_nofollow(path: &Path) -> io::Result<File> {
     let flags = OFlag::from_bits_truncate(fcntl(f.as_raw_fd(), FcntlArg::F_GETFL)?);
     fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
     Ok(f)
+}
+
+/// Opens `path` for reading as [`open_nofollow`] does (never through a
+/// symlink, never blocking, never as a controlling terminal), but leaves
+/// the type of what it opened to the caller and the descriptor
+/// non-blocking: for a caller that looks at the type only when it matters.
+pub fn open_untyped(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(
+            nix::libc::O_CLOEXEC
+                | nix::libc::O_NOFOLLOW
+                | nix::libc::O_NONBLOCK
+                | nix::libc::O_NOCTTY,
+        )
+        .open(path)
 }
 
 /// The error for a session file that is not a regular file, saying what

@@ -10,7 +10,6 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -72,16 +71,7 @@ pub fn is_held(dir: &Path) -> Result<bool> {
     // supervisor's lock (which holds its own regular file, whatever was
     // later renamed over it): not held. The type is looked at only when
     // the lock is held: a listing probes every live session's lock.
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(
-            nix::libc::O_CLOEXEC
-                | nix::libc::O_NOFOLLOW
-                | nix::libc::O_NONBLOCK
-                | nix::libc::O_NOCTTY,
-        )
-        .open(&path)
-    {
+    let file = match crate::files::open_untyped(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         // A symlink (ELOOP), a socket (ENXIO), ...

@@ -688,6 +688,20 @@ pub fn delete_branch(git_dir: &Path, branch: &str) -> GitResult<()> {
 mod tests {
     use super::*;
 
+    /// Runs `script` with sh in `dir`, away from the user's git settings,
+    /// and fails the test if it fails.
+    fn run_sh(dir: &Path, script: &str) {
+        let ok = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{script}");
+    }
+
     #[test]
     fn diffstat_reads_like_git() {
         let d = Diffstat {
@@ -756,17 +770,7 @@ mod tests {
         let t = crate::testdir::TempDir::new("worktree");
         let repo = t.path().join("repo");
         fs::create_dir(&repo).unwrap();
-        let sh = |dir: &Path, script: &str| {
-            let ok = std::process::Command::new("sh")
-                .args(["-c", script])
-                .current_dir(dir)
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "{script}");
-        };
+        let sh = run_sh;
         sh(
             &repo,
             "git init -q -b main . && git config user.email t@e && git config user.name t \
@@ -836,17 +840,7 @@ mod tests {
         let t = crate::testdir::TempDir::new("worktree");
         let repo = t.path().join("repo");
         fs::create_dir(&repo).unwrap();
-        let sh = |script: &str| {
-            let ok = std::process::Command::new("sh")
-                .args(["-c", script])
-                .current_dir(&repo)
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "{script}");
-        };
+        let sh = |script: &str| run_sh(&repo, script);
         sh("git init -q -b main . && git config user.email t@e && git config user.name t");
         let err = find(&repo, None).unwrap_err().0;
         assert!(err.ends_with("has no commit yet"), "{err}");
