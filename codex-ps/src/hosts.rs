@@ -23,7 +23,6 @@ use shared::units::human_size;
 use shared::view::View;
 use shared::Timestamp;
 use tabled::builder::Builder;
-use tabled::settings::{Padding, Style};
 use unicode_width::UnicodeWidthStr;
 
 use crate::cli::Cli;
@@ -308,16 +307,7 @@ fn table(rows: &[(usize, Row, String, &Dest)], width: Option<usize>) -> String {
     for row in cells {
         builder.push_record(row);
     }
-    let mut table = builder.build();
-    table.with(Style::blank()).with(Padding::new(0, 2, 0, 0));
-    let mut out = table
-        .to_string()
-        .lines()
-        .map(str::trim_end)
-        .collect::<Vec<_>>()
-        .join("\n");
-    out.push('\n');
-    out
+    crate::table::finish(builder)
 }
 
 /// STATUS as the single-host table shows it.

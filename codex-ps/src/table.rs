@@ -60,13 +60,18 @@ pub fn render(rows: &[(usize, &Session)], look: &Look) -> String {
         }
         builder.push_record(keep(row));
     }
+    finish(builder)
+}
+
+/// The table `builder` holds, as text: borderless, columns [`GAP`] apart,
+/// no padding at the end of a line.
+pub fn finish(builder: Builder) -> String {
     let mut table = builder.build();
     table
         .with(Style::blank())
         .with(Padding::new(0, GAP - 1, 0, 0));
-    let mut out = table.to_string();
-    // Drop the padding at the end of each line.
-    out = out
+    let mut out = table
+        .to_string()
         .lines()
         .map(str::trim_end)
         .collect::<Vec<_>>()

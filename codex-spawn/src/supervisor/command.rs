@@ -127,16 +127,7 @@ pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Start
             .stdout(Stdio::from(out_write))
             .stderr(Stdio::from(err_write))
             .process_group(0);
-        // Safety: the closure runs in the forked child before exec and
-        // calls only async-signal-safe functions (sigaction, sigprocmask,
-        // umask); it allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                reset_signals();
-                umask(mask);
-                Ok(())
-            });
-        }
+        with_defaults(&mut command, mask);
         Io::Pipes {
             stdout: out_read,
             stderr: err_read,
@@ -152,6 +143,22 @@ pub fn start(record: &Record, dir: &Path, caller_umask: u32) -> io::Result<Start
         io,
         stdin: keep_stdin,
     })
+}
+
+/// Makes `command` start as every program of a session does (the command,
+/// a `--setup` script, a hook): default dispositions for every signal, an
+/// empty signal mask ([`reset_signals`]) and the caller's umask `mask`.
+pub(crate) fn with_defaults(command: &mut Command, mask: Mode) {
+    // Safety: the closure runs in the forked child before exec and calls
+    // only async-signal-safe functions (sigaction, sigprocmask, umask); it
+    // allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            reset_signals();
+            umask(mask);
+            Ok(())
+        });
+    }
 }
 
 /// Gives the command default dispositions for every signal and an empty

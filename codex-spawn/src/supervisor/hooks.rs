@@ -358,15 +358,7 @@ impl Job {
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .process_group(0);
-        // Safety: runs in the forked child before exec; it calls only
-        // async-signal-safe functions (sigaction, sigprocmask, umask).
-        unsafe {
-            command.pre_exec(move || {
-                crate::command::reset_signals();
-                nix::sys::stat::umask(umask);
-                Ok(())
-            });
-        }
+        crate::command::with_defaults(&mut command, umask);
         let child = command.spawn()?;
         let hook = Pid::from_raw(child.id() as i32);
         drop(child);

@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
-use nix::sys::stat::{umask, Mode};
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use shared::layout::Stream;
 use shared::record::Record;
 use shared::Timestamp;
 
-use crate::command::reset_signals;
 use crate::logs::Logs;
 use crate::signals::{Arrival, Signals};
 
@@ -66,15 +65,7 @@ pub fn setup(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // Safety: the closure runs in the forked child before exec and calls
-    // only async-signal-safe functions (sigaction, sigprocmask, umask).
-    unsafe {
-        command.pre_exec(move || {
-            reset_signals();
-            umask(mask);
-            Ok(())
-        });
-    }
+    crate::command::with_defaults(&mut command, mask);
     let mut child = command
         .spawn()
         .map_err(|e| format!("starting the setup (sh -c {cmd:?}): {e}"))?;
