@@ -386,10 +386,8 @@ impl Link {
                     return Ok(end);
                 }
             }
-            if sock_ready && !self.outbox.is_empty() && self.flush_some().is_err() {
-                // The supervisor went (the session ended) with our input
-                // still queued.
-                return self.undelivered(None);
+            if sock_ready && !self.outbox.is_empty() {
+                self.flush_input()?;
             }
             if sock_ready {
                 let n = match nix::sys::socket::recv(
@@ -497,7 +495,7 @@ impl Link {
                 // command (or say why not).
                 self.queue(Frame::Sync);
                 self.syncing = true;
-                self.flush_some()?;
+                self.flush_input()?;
                 return Ok(None);
             }
             self.send(Frame::Detach)?;
@@ -510,7 +508,7 @@ impl Link {
             }
             _ => {
                 self.queue(Frame::Input(buf[..n].to_vec()));
-                self.flush_some()?;
+                self.flush_input()?;
                 Ok(None)
             }
         }
@@ -555,6 +553,16 @@ impl Link {
     /// Queues a frame behind the input not yet sent.
     fn queue(&mut self, frame: Frame) {
         self.outbox.extend_from_slice(&frame.encode());
+    }
+
+    /// [`Link::flush_some`] for piped input: a socket that fails (the
+    /// supervisor went, the session ended) with input still queued means
+    /// the input is lost, and codex-attach says so, wherever that happens.
+    fn flush_input(&mut self) -> anyhow::Result<()> {
+        match self.flush_some() {
+            Ok(()) => Ok(()),
+            Err(_) => self.undelivered(None).map(drop),
+        }
     }
 
     /// Sends as much of the queued frames as the socket takes now.
