@@ -602,14 +602,23 @@ impl Link {
     /// `--send`/`--keys`: the input, the end of input when asked, then,
     /// once the supervisor says the input reached the command, detach.
     fn send_all(&mut self, input: Vec<u8>) -> anyhow::Result<End> {
+        let mut frames = Vec::new();
         if !input.is_empty() {
-            self.send(Frame::Input(input))?;
+            frames.push(Frame::Input(input));
         }
         if self.eof {
-            self.send(Frame::Close)?;
+            frames.push(Frame::Close);
         }
         if self.delivery {
-            self.send(Frame::Sync)?;
+            frames.push(Frame::Sync);
+        }
+        for frame in frames {
+            if self.send(frame).is_err() {
+                // The session ended before it took the input.
+                return self.undelivered(None);
+            }
+        }
+        if self.delivery {
             let mut buf = Vec::new();
             loop {
                 match Frame::read_from(&mut self.stream, &mut buf)? {
